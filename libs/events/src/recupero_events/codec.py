@@ -1,0 +1,120 @@
+"""CloudEvents 1.0 in Kafka binary content mode.
+
+Attributes travel as `ce_*` headers, the payload is the JSON value, `content-type` is
+`application/json`, and the key is `{tenant_id}:{debtor_id}` so everything about one debtor stays
+ordered on one partition. Any CloudEvents SDK reads these messages.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from pydantic import ValidationError
+
+from recupero_events.payloads import PAYLOAD_BY_TOPIC, EventPayload
+from recupero_events.topics import Topic
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+# Extension attribute carrying the id that ties together everything one request or import caused.
+CORRELATION_EXTENSION = "correlationid"
+TENANT_EXTENSION = "tenantid"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EventDecodeError(ValueError):
+    """A message that is not a valid Recupero CloudEvent; consumers dead-letter it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvent:
+    event_id: str
+    source: str
+    event_type: str
+    time: datetime
+    correlation_id: str
+    payload: EventPayload
+
+
+def partition_key(tenant_id: str, debtor_id: str) -> bytes:
+    return f"{tenant_id}:{debtor_id}".encode()
+
+
+def event_type_of(payload_type: type[EventPayload]) -> str:
+    return f"{payload_type.event_type}.v{payload_type.version}"
+
+
+def encode(
+    payload: EventPayload,
+    *,
+    source: str,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> EncodedEvent:
+    event_id = event_id or str(uuid4())
+    time = (time or datetime.now(UTC)).astimezone(UTC)
+    headers: Headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", event_type_of(type(payload)).encode()),
+        ("ce_time", time.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_subject", payload.debtor_id.encode()),
+        (f"ce_{CORRELATION_EXTENSION}", (correlation_id or event_id).encode()),
+        (f"ce_{TENANT_EXTENSION}", payload.tenant_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return EncodedEvent(
+        topic=payload.topic.value,
+        key=partition_key(payload.tenant_id, payload.debtor_id),
+        value=payload.model_dump_json().encode(),
+        headers=headers,
+        event_id=event_id,
+    )
+
+
+def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
+    try:
+        model = PAYLOAD_BY_TOPIC[Topic(topic)]
+    except ValueError as exc:
+        raise EventDecodeError(f"topic {topic!r} carries no Recupero event") from exc
+    attrs = {name: raw.decode("utf-8", "replace") for name, raw in headers}
+    for required in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"):
+        if required not in attrs:
+            raise EventDecodeError(f"missing CloudEvents header {required!r}")
+    if attrs["ce_specversion"] != SPEC_VERSION:
+        raise EventDecodeError(f"unsupported specversion {attrs['ce_specversion']!r}")
+    expected_type = event_type_of(model)
+    if attrs["ce_type"] != expected_type:
+        raise EventDecodeError(
+            f"type {attrs['ce_type']!r} on topic {topic!r}; expected {expected_type!r}"
+        )
+    try:
+        time = datetime.fromisoformat(attrs["ce_time"])
+    except ValueError as exc:
+        raise EventDecodeError(f"ce_time {attrs['ce_time']!r} is not RFC 3339") from exc
+    if value is None:
+        raise EventDecodeError("message has no value")
+    try:
+        payload = model.model_validate_json(value)
+    except ValidationError as exc:
+        raise EventDecodeError(f"payload does not match {model.__name__}: {exc}") from exc
+    return DecodedEvent(
+        event_id=attrs["ce_id"],
+        source=attrs["ce_source"],
+        event_type=attrs["ce_type"],
+        time=time,
+        correlation_id=attrs.get(f"ce_{CORRELATION_EXTENSION}", attrs["ce_id"]),
+        payload=payload,
+    )

@@ -1,0 +1,299 @@
+"""Payload models of the six published events.
+
+Producers build these models (strict types, validated on construction); consumers validate incoming
+JSON against them and ignore fields they do not know, so adding an optional field keeps the version.
+Every payload carries its tenant and debtor: the Kafka key is derived from them.
+"""
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from recupero_events.topics import Topic
+
+
+def _utc(value: datetime) -> datetime:
+    # Aware datetimes in any offset are accepted; the contract publishes them in UTC.
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+TenantId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Tenant (creditor) that owns this data; lowercase slug.",
+        examples=["demo-bank"],
+    ),
+]
+DebtorId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="The creditor's own identifier of the debtor (customer number, tax id, ...).",
+        examples=["C-000123"],
+    ),
+]
+
+
+class Money(BaseModel):
+    """An amount of money: integer minor units plus ISO-4217 currency. Never a float."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    amount_minor: int = Field(
+        description="Amount in the currency's minor units (centavos, cents); may be negative "
+        "only where the field says so (e.g. a credit note).",
+        examples=[1523050],
+    )
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO-4217 alphabetic currency code.",
+        examples=["MXN"],
+    )
+
+
+class CollectionStage(StrEnum):
+    """Collection stage (etapa de cobranza) a debtor is in."""
+
+    PREVENTIVE = "preventive"
+    ADMINISTRATIVE = "administrative"
+    EXTRAJUDICIAL = "extrajudicial"
+    JUDICIAL = "judicial"
+    SETTLED = "settled"
+
+
+class Channel(StrEnum):
+    """Contact channel of a collection action."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    IVR = "ivr"
+    LETTER = "letter"
+    AGENT_CALL = "agent_call"
+
+
+class DocumentKind(StrEnum):
+    """Kind of debt document as received from the creditor."""
+
+    INVOICE = "invoice"
+    INSTALLMENT = "installment"
+    CREDIT_NOTE = "credit_note"
+    DEBIT_NOTE = "debit_note"
+
+
+class ContactDetails(BaseModel):
+    """How to reach a debtor, as the creditor gave it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(min_length=1, description="Debtor's full name.", examples=["Ana Pérez"])
+    email: EmailStr | None = Field(
+        default=None, description="Email address, if known.", examples=["ana@example.com"]
+    )
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^\+[1-9]\d{6,14}$",
+        description="Phone number in E.164 form, if known.",
+        examples=["+5215512345678"],
+    )
+    country: str = Field(
+        pattern=r"^[A-Z]{2}$", description="ISO-3166 alpha-2 country.", examples=["MX"]
+    )
+    time_zone: str = Field(
+        min_length=1,
+        description="IANA time zone of the debtor; days past due and contact hours use it.",
+        examples=["America/Mexico_City"],
+    )
+    locale: str = Field(
+        default="es-MX",
+        description="BCP-47 locale for messages to this debtor.",
+        examples=["es-MX"],
+    )
+
+
+class DebtDocument(BaseModel):
+    """One debt document (invoice, installment, credit note) of a debtor."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    document_id: str = Field(
+        min_length=1, description="Creditor's identifier of the document.", examples=["FC-0001"]
+    )
+    kind: DocumentKind = Field(description="What the document is.")
+    product: str | None = Field(
+        default=None, description="Product line (loan, card, service...).", examples=["loan"]
+    )
+    issued_on: date | None = Field(default=None, description="Issue date, if given.")
+    due_on: date = Field(description="Date the document fell or falls due.")
+    amount: Money = Field(
+        description="Outstanding amount of the document; negative for a credit note."
+    )
+
+
+class EventPayload(BaseModel):
+    """Base of every published payload: tolerant reading, immutable values."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    topic: ClassVar[Topic]
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    tenant_id: TenantId
+    debtor_id: DebtorId
+
+
+class DebtImported(EventPayload):
+    """A debtor's debt as the creditor reported it in an import changed (or is new)."""
+
+    topic = Topic.DEBT_IMPORTED
+    event_type = "com.recupero.debt.imported"
+
+    import_id: UUID = Field(description="Import job that produced this event.")
+    as_of: UtcDatetime = Field(
+        description="When the creditor's snapshot was taken; payments received after this "
+        "instant are not yet reflected in `balance`."
+    )
+    contact: ContactDetails = Field(description="How to reach the debtor.")
+    documents: list[DebtDocument] = Field(
+        min_length=1, description="All of the debtor's open documents in this snapshot."
+    )
+    balance: Money = Field(
+        description="Updated total debt: the sum of the documents, credit notes netted."
+    )
+    oldest_due_on: date = Field(description="Due date of the oldest unpaid document.")
+    change: str = Field(
+        pattern=r"^(new|changed)$",
+        description="`new` the first time the debtor is seen, `changed` when the debt moved.",
+    )
+
+
+class DebtorSegmented(EventPayload):
+    """The segmenter placed a debtor in a segment and collection stage."""
+
+    topic = Topic.DEBTOR_SEGMENTED
+    event_type = "com.recupero.debtor.segmented"
+
+    segment: str = Field(
+        description="Segment (aging bucket) the debtor is now in.", examples=["1-30"]
+    )
+    stage: CollectionStage = Field(description="Collection stage the segment maps to.")
+    previous_segment: str | None = Field(
+        default=None, description="Segment before this decision; null the first time."
+    )
+    previous_stage: CollectionStage | None = Field(
+        default=None, description="Stage before this decision; null the first time."
+    )
+    days_past_due: int = Field(
+        description="Days past due of the oldest unpaid document, in the debtor's time zone; "
+        "negative while not yet due."
+    )
+    balance: Money = Field(description="Outstanding balance after payments known to the segmenter.")
+    snapshot_balance: Money = Field(
+        description="Balance in the creditor's latest snapshot, before later payments."
+    )
+    snapshot_as_of: UtcDatetime = Field(
+        description="When that snapshot was taken; payments received after it reduce `balance`."
+    )
+    oldest_due_on: date = Field(description="Due date of the oldest unpaid document.")
+    contact: ContactDetails = Field(description="How to reach the debtor.")
+    ruleset_version: str = Field(
+        description="Rule set version that decided.", examples=["default-1"]
+    )
+    reason: str = Field(
+        description="Human-readable reason: which rule matched and why.",
+        examples=["rule '1-30': 1 <= days_past_due <= 30"],
+    )
+    evaluated_at: UtcDatetime = Field(description="When the rule set was evaluated.")
+
+
+class ActionDue(EventPayload):
+    """A scheduled collection action came due and must be carried out now."""
+
+    topic = Topic.ACTION_DUE
+    event_type = "com.recupero.action.due"
+
+    action_id: UUID = Field(
+        description="Unique action id; providers are called with an idempotency key derived "
+        "from it, so one action causes at most one contact."
+    )
+    channel: Channel = Field(description="Channel to contact the debtor on.")
+    template: str = Field(description="Template to render.", examples=["first-reminder"])
+    strategy: str = Field(
+        description="Strategy and step that scheduled it.", examples=["default/1"]
+    )
+    scheduled_for: UtcDatetime = Field(description="When the action was planned to happen.")
+    contact: ContactDetails = Field(description="Recipient.")
+    balance: Money = Field(description="Outstanding balance to mention in the message.")
+    days_past_due: int = Field(description="Days past due when the action was scheduled.")
+    oldest_due_on: date = Field(description="Due date of the oldest unpaid document.")
+
+
+class MessageSent(EventPayload):
+    """A provider accepted a message for a debtor."""
+
+    topic = Topic.MESSAGE_SENT
+    event_type = "com.recupero.message.sent"
+
+    action_id: UUID = Field(description="Action this message carries out.")
+    channel: Channel = Field(description="Channel used.")
+    provider: str = Field(description="Provider that accepted the message.", examples=["smtp"])
+    provider_message_id: str = Field(
+        description="Provider's id of the message (SMTP Message-ID, WhatsApp wamid, Twilio SID)."
+    )
+    template: str = Field(description="Template rendered.")
+    sent_at: UtcDatetime = Field(description="When the provider accepted the message.")
+
+
+class PromiseRegistered(EventPayload):
+    """A debtor promised to pay an amount by a date (promesa de pago)."""
+
+    topic = Topic.PROMISE_REGISTERED
+    event_type = "com.recupero.promise.registered"
+
+    promise_id: UUID = Field(description="Unique promise id.")
+    amount: Money = Field(description="Promised amount (positive).")
+    promised_on: date = Field(description="Date by which the debtor promised to pay.")
+    source: str = Field(
+        pattern=r"^(portal|chatbot|agent|ivr)$", description="Where the promise was made."
+    )
+    registered_at: UtcDatetime = Field(description="When the promise was recorded.")
+
+
+class PaymentReceived(EventPayload):
+    """Money from a debtor was received and recorded."""
+
+    topic = Topic.PAYMENT_RECEIVED
+    event_type = "com.recupero.payment.received"
+
+    payment_id: UUID = Field(description="Recupero's id of the payment.")
+    external_reference: str | None = Field(
+        default=None,
+        description="Provider's or bank's reference, unique per tenant when given.",
+        examples=["MP-123456789"],
+    )
+    amount: Money = Field(description="Amount received (positive).")
+    method: str = Field(description="How it was paid.", examples=["bank_transfer"])
+    received_at: UtcDatetime = Field(description="When the money was received.")
+
+
+PAYLOAD_BY_TOPIC: dict[Topic, type[EventPayload]] = {
+    model.topic: model
+    for model in (
+        DebtImported,
+        DebtorSegmented,
+        ActionDue,
+        MessageSent,
+        PromiseRegistered,
+        PaymentReceived,
+    )
+}

@@ -1,0 +1,17 @@
+"""Kafka topic names: one topic per published event, kebab-case and past tense."""
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    DEBT_IMPORTED = "debt-imported"
+    DEBTOR_SEGMENTED = "debtor-segmented"
+    ACTION_DUE = "action-due"
+    MESSAGE_SENT = "message-sent"
+    PROMISE_REGISTERED = "promise-registered"
+    PAYMENT_RECEIVED = "payment-received"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a consumer parks a message it cannot process, so the partition keeps flowing."""
+    return f"{topic}.dlq"

@@ -1,0 +1,161 @@
+"""Idempotent consumer runner.
+
+For each message: decode the CloudEvent, then in ONE transaction record `(consumer, event id)` in the
+inbox and apply the handler's effects (and any events it publishes through the outbox); commit; only
+then commit the Kafka offset. A redelivered message hits the inbox's primary key and is skipped.
+A message that cannot be decoded, or whose handler keeps failing, goes to `<topic>.dlq` with the
+error so the partition keeps flowing; database outages are retried, never dead-lettered.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from prometheus_client import Counter
+from recupero_events import DecodedEvent, EventDecodeError, dead_letter_topic, decode
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from recupero_runtime.db import UnitOfWork
+
+log = structlog.get_logger()
+
+CONSUMED = Counter(
+    "recupero_events_consumed_total",
+    "Events handled by consumers",
+    ["consumer", "topic", "outcome"],
+)
+
+Handler = Callable[[DecodedEvent, UnitOfWork], Awaitable[None]]
+UnitOfWorkFactory = Callable[[str | None], UnitOfWork]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        bootstrap_servers: str,
+        handlers: Mapping[str, Handler],
+        unit_of_work: UnitOfWorkFactory,
+        dead_letters: AIOKafkaProducer,
+        max_attempts: int = 3,
+    ) -> None:
+        self.name = name
+        self._bootstrap = bootstrap_servers
+        self._handlers = dict(handlers)
+        self._unit_of_work = unit_of_work
+        self._dead_letters = dead_letters
+        self._max_attempts = max_attempts
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the message in hand, commit its offset, then leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self._handlers,
+            bootstrap_servers=self._bootstrap,
+            group_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                for partition, records in batch.items():
+                    done = await self._process_partition(records)
+                    if done is not None:
+                        await consumer.commit({partition: done + 1})
+                    if self._stopping.is_set():
+                        break
+        finally:
+            await consumer.stop()
+
+    async def _process_partition(self, records: list[ConsumerRecord]) -> int | None:
+        last_done: int | None = None
+        for record in records:
+            if self._stopping.is_set() and last_done is not None:
+                break
+            await self._process(record)
+            last_done = record.offset
+        return last_done
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        try:
+            event = decode(record.topic, record.value, list(record.headers))
+        except EventDecodeError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        structlog.contextvars.bind_contextvars(
+            event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            tenant_id=event.payload.tenant_id,
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await self._apply(record.topic, event)
+                CONSUMED.labels(self.name, record.topic, outcome).inc()
+                return
+            except Exception as exc:
+                if _is_transient(exc):
+                    log.warning("consumer_transient_error", error=str(exc), attempt=attempt)
+                    await asyncio.sleep(min(2**attempt * 0.1, 5.0))
+                    continue
+                if attempt < self._max_attempts:
+                    log.warning("consumer_handler_failed", error=repr(exc), attempt=attempt)
+                    await asyncio.sleep(0.1 * attempt)
+                    continue
+                log.exception("consumer_gave_up")
+                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                return
+
+    async def _apply(self, topic: str, event: DecodedEvent) -> str:
+        async with self._unit_of_work(event.correlation_id) as uow:
+            inbox = uow.inbox
+            first_time = await uow.session.scalar(
+                insert(inbox)
+                .values(
+                    consumer=self.name,
+                    event_id=event.event_id,
+                    tenant_id=event.payload.tenant_id,
+                    topic=topic,
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            if first_time is None:
+                return "duplicate"
+            await self._handlers[topic](event, uow)
+            await uow.commit()
+            return "applied"
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+        log.error("dead_lettered", error=error)
+        CONSUMED.labels(self.name, record.topic, "dead_lettered").inc()
+        headers = [
+            *list(record.headers),
+            ("dlq_error", error[:4000].encode()),
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_original", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._dead_letters.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )

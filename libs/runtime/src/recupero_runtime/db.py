@@ -1,0 +1,163 @@
+"""Engine, unit of work and schema migrations.
+
+The unit of work is the one owner of a transaction: handlers and repositories add to its session and
+its outbox; the entrypoint (request or message boundary) commits.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from alembic import command
+from alembic.config import Config
+from recupero_events import EventPayload, encode
+from sqlalchemy import Connection, MetaData, Table, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from recupero_runtime.tables import inbox_table, outbox_table
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """A service's tables: its own plus the outbox and inbox every service has."""
+
+    metadata: MetaData
+    outbox: Table
+    inbox: Table
+
+    @classmethod
+    def create(cls, schema: str) -> "ServiceSchema":
+        metadata = MetaData(schema=schema)
+        return cls(metadata=metadata, outbox=outbox_table(metadata), inbox=inbox_table(metadata))
+
+    @property
+    def name(self) -> str:
+        assert self.metadata.schema is not None
+        return self.metadata.schema
+
+
+def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
+    )
+
+
+class UnitOfWork:
+    """One database transaction plus the events it will publish through the outbox."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: ServiceSchema,
+        source: str,
+        correlation_id: str | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._schema = schema
+        self._source = source
+        self._on_commit = on_commit
+        self.correlation_id = correlation_id
+        self._pending: list[dict[str, object]] = []
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Anything not committed explicitly is rolled back, outbox rows included.
+        if self.session.in_transaction():
+            await self.session.rollback()
+        await self.session.close()
+
+    @property
+    def inbox(self) -> Table:
+        return self._schema.inbox
+
+    def publish(self, payload: EventPayload) -> str:
+        """Queue an event; it leaves for Kafka only if this transaction commits."""
+        event = encode(
+            payload, source=f"recupero/{self._source}", correlation_id=self.correlation_id
+        )
+        self._pending.append(
+            {
+                "event_id": event.event_id,
+                "tenant_id": payload.tenant_id,
+                "topic": event.topic,
+                "key": event.key,
+                "value": event.value,
+                "headers": [[name, raw.decode()] for name, raw in event.headers],
+            }
+        )
+        return event.event_id
+
+    async def commit(self) -> None:
+        published = bool(self._pending)
+        if published:
+            await self.session.execute(self._schema.outbox.insert(), self._pending)
+            self._pending = []
+        await self.session.commit()
+        if published and self._on_commit is not None:
+            self._on_commit()
+
+
+MIGRATION_LOCK_ID = 7_461_352
+
+
+def _alembic_config(script_location: Path, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["schema"] = schema
+    return config
+
+
+async def upgrade_schema(engine: AsyncEngine, script_location: Path, schema: str) -> None:
+    """Create the service's schema if needed and run its Alembic migrations to head.
+
+    An advisory lock serialises replicas that start at the same time.
+    """
+
+    def run(connection: Connection) -> None:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        config = _alembic_config(script_location, schema)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+def autogenerate_revision(
+    database_url: str, script_location: Path, schema: str, message: str
+) -> None:
+    """Write a new migration from the difference between the models and the database."""
+
+    async def main() -> None:
+        engine = create_engine(database_url)
+
+        def run(connection: Connection) -> None:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            config = _alembic_config(script_location, schema)
+            config.attributes["connection"] = connection
+            command.revision(config, message=message, autogenerate=True)
+
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+        await engine.dispose()
+
+    asyncio.run(main())

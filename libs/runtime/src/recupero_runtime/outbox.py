@@ -1,0 +1,95 @@
+"""The relay: publishes committed outbox rows to Kafka in order and marks them sent."""
+
+import asyncio
+import contextlib
+import zlib
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recupero_runtime.db import ServiceSchema
+
+log = structlog.get_logger()
+
+PUBLISHED = Counter("recupero_outbox_published_total", "Events relayed to Kafka", ["topic"])
+
+
+class OutboxRelay:
+    """One relay per service publishes at a time (advisory lock), so order per debtor holds."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: ServiceSchema,
+        producer: AIOKafkaProducer,
+        poll_interval: float,
+        batch_size: int = 1000,
+    ) -> None:
+        self._sessions = sessions
+        self._schema = schema
+        self._producer = producer
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        # Deterministic across processes (str hash is salted per process).
+        self._lock_id = zlib.crc32(f"outbox:{schema.name}".encode())
+
+    def notify(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                published = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox_relay_failed")
+                published = 0
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        outbox = self._schema.outbox
+        async with self._sessions() as session, session.begin():
+            locked = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id}
+            )
+            if not locked:
+                return 0
+            rows = (
+                await session.execute(
+                    select(
+                        outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
+                    )
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            sends = [
+                await self._producer.send(
+                    row.topic,
+                    value=row.value,
+                    key=row.key,
+                    headers=[(name, value.encode()) for name, value in row.headers],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*sends)
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=text("now()"))
+            )
+            for row in rows:
+                PUBLISHED.labels(row.topic).inc()
+            return len(rows)
