@@ -11,10 +11,11 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
+
 from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
 from recupero_devstack.postgres import PostgresServer
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache"

@@ -19,6 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from recupero_devstack.kafka import KafkaBroker, free_port
 from recupero_devstack.postgres import PostgresServer
 from recupero_devstack.smtp import SmtpSink

@@ -191,8 +191,13 @@ def _java() -> str:
 
 
 def _cluster_id() -> str:
-    # What `kafka-storage.sh random-uuid` prints: 22 chars of base64url.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # What `kafka-storage.sh random-uuid` prints: 22 chars of base64url. Like Kafka's own
+    # Uuid.randomUuid(), never one starting with "-": StorageTool's argument parser would take it
+    # for an option and fail (one format in 64 did, before this loop).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 async def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:

@@ -104,6 +104,8 @@ def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
         time = datetime.fromisoformat(attrs["ce_time"])
     except ValueError as exc:
         raise EventDecodeError(f"ce_time {attrs['ce_time']!r} is not RFC 3339") from exc
+    if time.tzinfo is None:
+        raise EventDecodeError(f"ce_time {attrs['ce_time']!r} has no UTC offset")
     if value is None:
         raise EventDecodeError("message has no value")
     try:
@@ -114,7 +116,7 @@ def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
         event_id=attrs["ce_id"],
         source=attrs["ce_source"],
         event_type=attrs["ce_type"],
-        time=time,
+        time=time.astimezone(UTC),
         correlation_id=attrs.get(f"ce_{CORRELATION_EXTENSION}", attrs["ce_id"]),
         payload=payload,
     )

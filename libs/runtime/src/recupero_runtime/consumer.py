@@ -10,14 +10,15 @@ error so the partition keeps flowing; database outages are retried, never dead-l
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import Counter
-from recupero_events import DecodedEvent, EventDecodeError, dead_letter_topic, decode
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from recupero_events import DecodedEvent, EventDecodeError, dead_letter_topic, decode
 from recupero_runtime.db import UnitOfWork
 
 log = structlog.get_logger()
@@ -28,12 +29,17 @@ CONSUMED = Counter(
     ["consumer", "topic", "outcome"],
 )
 
-Handler = Callable[[DecodedEvent, UnitOfWork], Awaitable[None]]
-UnitOfWorkFactory = Callable[[str | None], UnitOfWork]
+Handler = Callable[[DecodedEvent, UnitOfWork[Any]], Awaitable[None]]
+UnitOfWorkFactory = Callable[[str | None], UnitOfWork[Any]]
+
+
+class RetryLater(Exception):
+    """Raised by a handler when the message is fine but a dependency is not (a provider's 429 or
+    4xx-temporary reply): the message is retried with backoff, never dead-lettered."""
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError):
+    if isinstance(exc, RetryLater | OperationalError | InterfaceError | ConnectionError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
@@ -48,6 +54,7 @@ class EventConsumer:
         unit_of_work: UnitOfWorkFactory,
         dead_letters: AIOKafkaProducer,
         max_attempts: int = 3,
+        batch_size: int = 100,
     ) -> None:
         self.name = name
         self._bootstrap = bootstrap_servers
@@ -55,6 +62,7 @@ class EventConsumer:
         self._unit_of_work = unit_of_work
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
+        self._batch_size = batch_size
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -68,12 +76,12 @@ class EventConsumer:
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
+            max_poll_records=self._batch_size,
         )
         await consumer.start()
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                batch = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
                 for partition, records in batch.items():
                     done = await self._process_partition(records)
                     if done is not None:
@@ -93,19 +101,22 @@ class EventConsumer:
         return last_done
 
     async def _process(self, record: ConsumerRecord) -> None:
-        structlog.contextvars.bind_contextvars(
+        with structlog.contextvars.bound_contextvars(
             topic=record.topic, partition=record.partition, offset=record.offset
-        )
-        try:
-            event = decode(record.topic, record.value, list(record.headers))
-        except EventDecodeError as exc:
-            await self._dead_letter(record, str(exc))
-            return
-        structlog.contextvars.bind_contextvars(
-            event_id=event.event_id,
-            correlation_id=event.correlation_id,
-            tenant_id=event.payload.tenant_id,
-        )
+        ):
+            try:
+                event = decode(record.topic, record.value, list(record.headers))
+            except EventDecodeError as exc:
+                await self._dead_letter(record, str(exc))
+                return
+            with structlog.contextvars.bound_contextvars(
+                event_id=event.event_id,
+                correlation_id=event.correlation_id,
+                tenant_id=event.payload.tenant_id,
+            ):
+                await self._handle(record, event)
+
+    async def _handle(self, record: ConsumerRecord, event: DecodedEvent) -> None:
         attempt = 0
         while True:
             attempt += 1

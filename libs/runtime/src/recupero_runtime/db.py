@@ -9,11 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from recupero_events import EventPayload, encode
 from sqlalchemy import Connection, MetaData, Table, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from recupero_events import EventPayload, encode
 from recupero_runtime.tables import inbox_table, outbox_table
 
 
@@ -50,19 +50,34 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-class UnitOfWork:
+Repo = TypeVar("Repo")
+Repo_co = TypeVar("Repo_co", covariant=True)
+
+
+class Work(Protocol[Repo_co]):
+    """What a handler sees of a unit of work; tests pass an in-memory fake of the same shape."""
+
+    @property
+    def repo(self) -> Repo_co: ...
+
+    def publish(self, payload: EventPayload) -> str: ...
+
+
+class UnitOfWork(Generic[Repo]):
     """One database transaction plus the events it will publish through the outbox."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         schema: ServiceSchema,
+        repositories: Callable[[AsyncSession], Repo],
         source: str,
         correlation_id: str | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._schema = schema
+        self._repositories = repositories
         self._source = source
         self._on_commit = on_commit
         self.correlation_id = correlation_id
@@ -71,7 +86,12 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
         await self.session.begin()
+        self._repo = self._repositories(self.session)
         return self
+
+    @property
+    def repo(self) -> Repo:
+        return self._repo
 
     async def __aexit__(
         self,

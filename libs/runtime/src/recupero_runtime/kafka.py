@@ -35,3 +35,12 @@ async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: i
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def kafka_reachable(bootstrap_servers: str) -> None:
+    """Raises unless a broker answers a metadata request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    try:
+        await admin.start()
+    finally:
+        await admin.close()

@@ -24,13 +24,11 @@ class OutboxRelay:
         self,
         sessions: async_sessionmaker[AsyncSession],
         schema: ServiceSchema,
-        producer: AIOKafkaProducer,
         poll_interval: float,
         batch_size: int = 1000,
     ) -> None:
         self._sessions = sessions
         self._schema = schema
-        self._producer = producer
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._wake = asyncio.Event()
@@ -41,10 +39,10 @@ class OutboxRelay:
         """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
         self._wake.set()
 
-    async def run(self) -> None:
+    async def run(self, producer: AIOKafkaProducer) -> None:
         while True:
             try:
-                published = await self.publish_pending()
+                published = await self.publish_pending(producer)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -55,7 +53,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
                 self._wake.clear()
 
-    async def publish_pending(self) -> int:
+    async def publish_pending(self, producer: AIOKafkaProducer) -> int:
         outbox = self._schema.outbox
         async with self._sessions() as session, session.begin():
             locked = await session.scalar(
@@ -76,7 +74,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             sends = [
-                await self._producer.send(
+                await producer.send(
                     row.topic,
                     value=row.value,
                     key=row.key,

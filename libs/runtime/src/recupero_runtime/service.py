@@ -7,22 +7,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 from uuid import uuid4
 
 import structlog
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from recupero_events import Topic, dead_letter_topic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.base import RequestResponseEndpoint
 
+from recupero_events import Topic, dead_letter_topic
 from recupero_runtime.consumer import EventConsumer, Handler
-from recupero_runtime.db import ServiceSchema, UnitOfWork, create_engine, upgrade_schema
-from recupero_runtime.kafka import create_producer, ensure_topics
+from recupero_runtime.db import Repo, ServiceSchema, UnitOfWork, create_engine, upgrade_schema
+from recupero_runtime.kafka import create_producer, ensure_topics, kafka_reachable
 from recupero_runtime.logging import configure_logging
 from recupero_runtime.outbox import OutboxRelay
 from recupero_runtime.settings import ServiceSettings
@@ -32,44 +33,44 @@ log = structlog.get_logger()
 Worker = Callable[[], Awaitable[None]]
 
 
-class Service:
-    def __init__(self, settings: ServiceSettings, schema: ServiceSchema, migrations: Path) -> None:
+class Service(Generic[Repo]):
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        schema: ServiceSchema,
+        migrations: Path,
+        repositories: Callable[[AsyncSession], Repo],
+    ) -> None:
         self.settings = settings
         self.schema = schema
+        self._repositories = repositories
         self._migrations = migrations
         self.engine = create_engine(settings.database_url)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
-        self.producer = create_producer(settings.kafka_bootstrap_servers)
-        self.relay = OutboxRelay(
-            self.sessions, schema, self.producer, settings.outbox_poll_interval_seconds
-        )
+        # aiokafka clients need the running loop, so they are made in start(), not here.
+        self._producer: AIOKafkaProducer | None = None
+        self.relay = OutboxRelay(self.sessions, schema, settings.outbox_poll_interval_seconds)
+        self._handlers: list[Mapping[str, Handler]] = []
         self._consumers: list[EventConsumer] = []
         self._workers: dict[str, Worker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer_tasks: list[asyncio.Task[None]] = []
 
-    def unit_of_work(self, correlation_id: str | None = None) -> UnitOfWork:
+    def unit_of_work(self, correlation_id: str | None = None) -> UnitOfWork[Repo]:
         return UnitOfWork(
             self.sessions,
             self.schema,
+            self._repositories,
             source=self.settings.service_name,
             correlation_id=correlation_id,
             on_commit=self.relay.notify,
         )
 
     def consume(self, handlers: Mapping[str, Handler]) -> None:
-        self._consumers.append(
-            EventConsumer(
-                name=self.settings.service_name,
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                handlers=handlers,
-                unit_of_work=self.unit_of_work,
-                dead_letters=self.producer,
-                max_attempts=self.settings.consumer_max_attempts,
-            )
-        )
+        """Handle these topics in this service's consumer group once started."""
+        self._handlers.append(handlers)
 
     def add_worker(self, name: str, worker: Worker) -> None:
         """A background loop (scheduler, sweep) that runs until shutdown."""
@@ -77,25 +78,57 @@ class Service:
 
     async def start(self) -> None:
         configure_logging(self.settings.service_name, self.settings.log_level)
+        await self._wait_for_dependencies()
         await upgrade_schema(self.engine, self._migrations, self.schema.name)
         topics = [topic.value for topic in Topic]
         await ensure_topics(
             self.settings.kafka_bootstrap_servers,
             topics + [dead_letter_topic(topic) for topic in topics],
         )
-        await self.producer.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        producer = self._producer = create_producer(self.settings.kafka_bootstrap_servers)
+        await producer.start()
+        self._tasks.append(asyncio.create_task(self.relay.run(producer), name="outbox-relay"))
+        self._consumers = [
+            EventConsumer(
+                name=self.settings.service_name,
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                handlers=handlers,
+                unit_of_work=self.unit_of_work,
+                dead_letters=producer,
+                max_attempts=self.settings.consumer_max_attempts,
+                batch_size=self.settings.consumer_batch_size,
+            )
+            for handlers in self._handlers
+        ]
         for name, worker in self._workers.items():
             self._tasks.append(asyncio.create_task(self._supervise(name, worker), name=name))
         for consumer in self._consumers:
-            self._consumer_tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+            self._consumer_tasks.append(
+                asyncio.create_task(
+                    self._supervise(consumer.name, consumer.run), name=consumer.name
+                )
+            )
         log.info("service_started", port=self.settings.http_port)
 
+    async def _wait_for_dependencies(self) -> None:
+        """Services may start before PostgreSQL and Kafka (a process manager starts all at once)."""
+        deadline = asyncio.get_running_loop().time() + self.settings.startup_timeout_seconds
+        while True:
+            checks = await self.readiness()
+            if all(value == "ok" for value in checks.values()):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"dependencies not reachable: {checks}")
+            log.info("waiting_for_dependencies", **checks)
+            await asyncio.sleep(1)
+
     async def _supervise(self, name: str, worker: Worker) -> None:
-        # A crashing loop is logged and restarted, never silently gone.
+        # A crashing loop (consumer, scheduler) is logged and restarted, never silently gone.
+        # A consumer that returns has been asked to stop.
         while True:
             try:
                 await worker()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -109,9 +142,10 @@ class Service:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.relay.publish_pending()
-        await self.producer.stop()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.publish_pending(self._producer)
+            await self._producer.stop()
         await self.engine.dispose()
         log.info("service_stopped")
 
@@ -124,7 +158,10 @@ class Service:
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
         try:
-            await self.producer.client.fetch_all_metadata()
+            if self._producer is not None:
+                await self._producer.client.fetch_all_metadata()
+            else:
+                await kafka_reachable(self.settings.kafka_bootstrap_servers)
             checks["kafka"] = "ok"
         except Exception as exc:
             checks["kafka"] = f"unreachable: {exc}"

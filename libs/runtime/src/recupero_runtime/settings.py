@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     outbox_poll_interval_seconds: float = 0.2
     consumer_max_attempts: int = 3
+    # Records per poll; keep batch x slowest handler well under Kafka's max.poll.interval (300 s).
+    consumer_batch_size: int = 100
+    startup_timeout_seconds: float = 120.0
 
     @property
     def schema_name(self) -> str:

@@ -1,7 +1,6 @@
-from recupero_runtime.service import serve
-
 from recupero_ingest.bootstrap import bootstrap
 from recupero_ingest.settings import IngestSettings
+from recupero_runtime.service import serve
 
 
 def main() -> None:

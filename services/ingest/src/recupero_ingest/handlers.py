@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from recupero_events import DebtImported
-from recupero_runtime.db import UnitOfWork
-
-from recupero_ingest.adapters import repository
+from recupero_ingest.adapters.repository import IngestRepository
 from recupero_ingest.domain.consolidation import consolidate
 from recupero_ingest.domain.rows import DocumentRow, Rejection, missing_columns, parse_row
+from recupero_runtime.db import Work
 
 
 class UnreadableFile(ValueError):
@@ -55,7 +54,7 @@ def _read_rows(content: bytes) -> list[dict[str, str]]:
     return list(reader)
 
 
-async def import_portfolio(command: ImportPortfolio, uow: UnitOfWork) -> ImportSummary:
+async def import_portfolio(command: ImportPortfolio, uow: Work[IngestRepository]) -> ImportSummary:
     raw_rows = _read_rows(command.content)
     import_id = uuid4()
     valid: list[DocumentRow] = []
@@ -70,12 +69,9 @@ async def import_portfolio(command: ImportPortfolio, uow: UnitOfWork) -> ImportS
     portfolios, conflicts = consolidate(valid)
     rejected.extend(conflicts)
 
-    session = uow.session
-    await repository.create_import(
-        session, command.tenant_id, import_id, command.filename, command.as_of
-    )
-    known = await repository.fingerprints(
-        session, command.tenant_id, [portfolio.debtor_id for portfolio in portfolios]
+    await uow.repo.create_import(command.tenant_id, import_id, command.filename, command.as_of)
+    known = await uow.repo.fingerprints(
+        command.tenant_id, [portfolio.debtor_id for portfolio in portfolios]
     )
     changes: Counter[str] = Counter()
     balances: Counter[str] = Counter()
@@ -87,7 +83,7 @@ async def import_portfolio(command: ImportPortfolio, uow: UnitOfWork) -> ImportS
             continue
         change = "new" if previous is None else "changed"
         changes[change] += 1
-        await repository.save_debtor(session, command.tenant_id, portfolio, import_id)
+        await uow.repo.save_debtor(command.tenant_id, portfolio, import_id)
         uow.publish(
             DebtImported(
                 tenant_id=command.tenant_id,
@@ -101,7 +97,7 @@ async def import_portfolio(command: ImportPortfolio, uow: UnitOfWork) -> ImportS
                 change=change,
             )
         )
-    await repository.add_rejections(session, command.tenant_id, import_id, rejected)
+    await uow.repo.add_rejections(command.tenant_id, import_id, rejected)
     summary = ImportSummary(
         import_id=import_id,
         rows_total=len(raw_rows),
@@ -112,8 +108,7 @@ async def import_portfolio(command: ImportPortfolio, uow: UnitOfWork) -> ImportS
         debtors_unchanged=changes["unchanged"],
         balance_by_currency=dict(balances),
     )
-    await repository.finish_import(
-        session,
+    await uow.repo.finish_import(
         import_id,
         rows_total=summary.rows_total,
         rows_accepted=summary.rows_accepted,

@@ -1,7 +1,6 @@
-from recupero_runtime.service import serve
-
 from recupero_orchestrator.bootstrap import bootstrap
 from recupero_orchestrator.settings import OrchestratorSettings
+from recupero_runtime.service import serve
 
 
 def main() -> None:

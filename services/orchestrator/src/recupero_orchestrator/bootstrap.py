@@ -4,20 +4,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from recupero_events import Topic
-from recupero_runtime.service import Service
 
+from recupero_events import Topic
 from recupero_orchestrator import handlers
+from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.adapters.tables import schema
 from recupero_orchestrator.entrypoints.api import router
 from recupero_orchestrator.entrypoints.scheduler import scheduler_loop
 from recupero_orchestrator.settings import OrchestratorSettings
+from recupero_runtime.service import Service
 
 
 def bootstrap(
     settings: OrchestratorSettings, clock: handlers.Clock = lambda: datetime.now(UTC)
-) -> tuple[Service, FastAPI]:
-    service = Service(settings, schema, migrations=Path(__file__).parent / "migrations")
+) -> tuple[Service[OrchestratorRepository], FastAPI]:
+    service = Service(
+        settings,
+        schema,
+        migrations=Path(__file__).parent / "migrations",
+        repositories=OrchestratorRepository,
+    )
     timing = handlers.StrategyTiming(
         first_delay=timedelta(seconds=settings.first_reminder_delay_seconds),
         reminder_interval=timedelta(seconds=settings.reminder_interval_seconds),

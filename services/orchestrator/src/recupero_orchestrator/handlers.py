@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+
 from recupero_events import (
     ActionDue,
     Channel,
@@ -16,11 +17,10 @@ from recupero_events import (
     Money,
     PaymentReceived,
 )
-from recupero_runtime.consumer import Handler
-from recupero_runtime.db import UnitOfWork
-
-from recupero_orchestrator.adapters import repository
+from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.domain.strategy import outstanding, plan_default_strategy
+from recupero_runtime.consumer import Handler
+from recupero_runtime.db import Work
 
 log = structlog.get_logger()
 
@@ -36,26 +36,26 @@ class StrategyTiming:
 
 
 async def _outstanding(
-    uow: UnitOfWork, tenant_id: str, debtor_id: str, case: dict[str, Any]
+    uow: Work[OrchestratorRepository], tenant_id: str, debtor_id: str, case: dict[str, Any]
 ) -> int:
-    paid = await repository.payments_of(uow.session, tenant_id, debtor_id, case["currency"])
+    paid = await uow.repo.payments_of(tenant_id, debtor_id, case["currency"])
     return outstanding(case["snapshot_balance_minor"], case["snapshot_as_of"], paid)
 
 
-async def _close(uow: UnitOfWork, tenant_id: str, debtor_id: str) -> None:
+async def _close(uow: Work[OrchestratorRepository], tenant_id: str, debtor_id: str) -> None:
     """A settled case stops at once: every pending action is cancelled in this transaction."""
-    await repository.set_case_status(uow.session, tenant_id, debtor_id, "closed", SETTLED_REASON)
-    cancelled = await repository.cancel_pending(uow.session, tenant_id, debtor_id, SETTLED_REASON)
+    await uow.repo.set_case_status(tenant_id, debtor_id, "closed", SETTLED_REASON)
+    cancelled = await uow.repo.cancel_pending(tenant_id, debtor_id, SETTLED_REASON)
     log.info("case_closed", debtor_id=debtor_id, cancelled_actions=cancelled)
 
 
 def debtor_segmented_handler(clock: Clock, timing: StrategyTiming) -> Handler:
-    async def handle(event: DecodedEvent, uow: UnitOfWork) -> None:
+    async def handle(event: DecodedEvent, uow: Work[OrchestratorRepository]) -> None:
         payload = event.payload
         assert isinstance(payload, DebtorSegmented)
         tenant_id, debtor_id = payload.tenant_id, payload.debtor_id
         now = clock()
-        case = await repository.upsert_case(uow.session, payload, now)
+        case = await uow.repo.upsert_case(payload, now)
         # Either the segmenter or the payments we saw ourselves may know of the settlement first.
         settled = payload.stage is CollectionStage.SETTLED
         if settled or await _outstanding(uow, tenant_id, debtor_id, case) <= 0:
@@ -64,23 +64,23 @@ def debtor_segmented_handler(clock: Clock, timing: StrategyTiming) -> Handler:
             return
         if case["status"] == "closed":
             # New debt after a settlement: a fresh case with a fresh plan.
-            await repository.reopen_case(uow.session, tenant_id, debtor_id, now)
-        elif await repository.has_actions(uow.session, tenant_id, debtor_id, case["opened_at"]):
+            await uow.repo.reopen_case(tenant_id, debtor_id, now)
+        elif await uow.repo.has_actions(tenant_id, debtor_id, case["opened_at"]):
             return
         steps = plan_default_strategy(now, timing.first_delay, timing.reminder_interval)
-        await repository.schedule(uow.session, tenant_id, debtor_id, steps, now)
+        await uow.repo.schedule(tenant_id, debtor_id, steps, now)
 
     return handle
 
 
 def payment_received_handler() -> Handler:
-    async def handle(event: DecodedEvent, uow: UnitOfWork) -> None:
+    async def handle(event: DecodedEvent, uow: Work[OrchestratorRepository]) -> None:
         payload = event.payload
         assert isinstance(payload, PaymentReceived)
-        if not await repository.record_payment(uow.session, payload):
+        if not await uow.repo.record_payment(payload):
             return
         tenant_id, debtor_id = payload.tenant_id, payload.debtor_id
-        case = await repository.case_for_update(uow.session, tenant_id, debtor_id)
+        case = await uow.repo.case_for_update(tenant_id, debtor_id)
         if case is None or case["status"] != "open":
             return
         if await _outstanding(uow, tenant_id, debtor_id, case) <= 0:
@@ -89,9 +89,9 @@ def payment_received_handler() -> Handler:
     return handle
 
 
-async def fire_due_actions(uow: UnitOfWork, now: datetime, limit: int) -> int:
+async def fire_due_actions(uow: Work[OrchestratorRepository], now: datetime, limit: int) -> int:
     """Publish `action-due` for every pending action whose time has come; returns how many."""
-    due = await repository.claim_due(uow.session, now, limit)
+    due = await uow.repo.claim_due(now, limit)
     fired = []
     for action in due:
         if action["case_status"] != "open":
@@ -113,5 +113,5 @@ async def fire_due_actions(uow: UnitOfWork, now: datetime, limit: int) -> int:
             )
         )
         fired.append(action["action_id"])
-    await repository.mark_fired(uow.session, fired, now)
+    await uow.repo.mark_fired(fired, now)
     return len(fired)

@@ -1,7 +1,6 @@
-from recupero_runtime.service import serve
-
 from recupero_payments.bootstrap import bootstrap
 from recupero_payments.settings import PaymentsSettings
+from recupero_runtime.service import serve
 
 
 def main() -> None:

@@ -3,15 +3,21 @@
 from pathlib import Path
 
 from fastapi import FastAPI
-from recupero_runtime.service import Service
 
+from recupero_payments.adapters.repository import PaymentsRepository
 from recupero_payments.adapters.tables import schema
 from recupero_payments.entrypoints.api import router
 from recupero_payments.settings import PaymentsSettings
+from recupero_runtime.service import Service
 
 
-def bootstrap(settings: PaymentsSettings) -> tuple[Service, FastAPI]:
-    service = Service(settings, schema, migrations=Path(__file__).parent / "migrations")
+def bootstrap(settings: PaymentsSettings) -> tuple[Service[PaymentsRepository], FastAPI]:
+    service = Service(
+        settings,
+        schema,
+        migrations=Path(__file__).parent / "migrations",
+        repositories=PaymentsRepository,
+    )
     app = service.create_app(
         router,
         title="Recupero payments",

@@ -6,9 +6,8 @@ from typing import Any
 from uuid import uuid4
 
 from recupero_events import Money, PaymentReceived
-from recupero_runtime.db import UnitOfWork
-
-from recupero_payments.adapters import repository
+from recupero_payments.adapters.repository import PaymentsRepository
+from recupero_runtime.db import Work
 
 
 class ConflictingPayment(ValueError):
@@ -25,13 +24,13 @@ class RecordPayment:
     external_reference: str | None = None
 
 
-async def record_payment(command: RecordPayment, uow: UnitOfWork) -> tuple[dict[str, Any], bool]:
+async def record_payment(
+    command: RecordPayment, uow: Work[PaymentsRepository]
+) -> tuple[dict[str, Any], bool]:
     """Store the payment and publish `payment-received`. Returns the payment and whether it is
     new: a retry with the same external reference returns the original and publishes nothing."""
     if command.external_reference is not None:
-        existing = await repository.by_reference(
-            uow.session, command.tenant_id, command.external_reference
-        )
+        existing = await uow.repo.by_reference(command.tenant_id, command.external_reference)
         if existing is not None:
             same = (
                 existing["debtor_id"] == command.debtor_id
@@ -54,10 +53,10 @@ async def record_payment(command: RecordPayment, uow: UnitOfWork) -> tuple[dict[
         method=command.method,
         received_at=command.received_at,
     )
-    if not await repository.insert_payment(uow.session, payment):
+    if not await uow.repo.insert_payment(payment):
         # Lost a race with a concurrent request carrying the same reference.
         raise ConflictingPayment(f"external_reference {command.external_reference!r} is in use")
     uow.publish(payment)
-    stored = await repository.by_id(uow.session, command.tenant_id, payment.payment_id)
+    stored = await uow.repo.by_id(command.tenant_id, payment.payment_id)
     assert stored is not None
     return stored, True

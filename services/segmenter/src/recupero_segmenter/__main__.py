@@ -1,5 +1,4 @@
 from recupero_runtime.service import serve
-
 from recupero_segmenter.bootstrap import bootstrap
 from recupero_segmenter.settings import SegmenterSettings
 

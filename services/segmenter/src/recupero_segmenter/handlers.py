@@ -13,24 +13,25 @@ from recupero_events import (
     PaymentReceived,
 )
 from recupero_runtime.consumer import Handler
-from recupero_runtime.db import UnitOfWork
-
-from recupero_segmenter.adapters import repository
+from recupero_runtime.db import Work
+from recupero_segmenter.adapters.repository import SegmenterRepository
 from recupero_segmenter.domain.aging import outstanding, place
 
 Clock = Callable[[], datetime]
 
 
-async def resegment(uow: UnitOfWork, tenant_id: str, debtor_id: str, now: datetime) -> None:
+async def resegment(
+    uow: Work[SegmenterRepository], tenant_id: str, debtor_id: str, now: datetime
+) -> None:
     """Place the debtor; publish `debtor-segmented` when segment, stage or balance moved."""
-    debtor = await repository.debtor_for_update(uow.session, tenant_id, debtor_id)
+    debtor = await uow.repo.debtor_for_update(tenant_id, debtor_id)
     if debtor is None:
         return  # a payment for a debtor we have not seen imported yet: placed on import
     currency = debtor["currency"]
     balance = outstanding(
         debtor["snapshot_balance_minor"],
         debtor["snapshot_as_of"],
-        await repository.payments_of(uow.session, tenant_id, debtor_id, currency),
+        await uow.repo.payments_of(tenant_id, debtor_id, currency),
     )
     placement = place(balance, debtor["oldest_due_on"], now, debtor["contact"]["time_zone"])
     unchanged = (
@@ -41,7 +42,7 @@ async def resegment(uow: UnitOfWork, tenant_id: str, debtor_id: str, now: dateti
     )
     if unchanged:
         return
-    await repository.save_placement(uow.session, tenant_id, debtor_id, placement, balance, now)
+    await uow.repo.save_placement(tenant_id, debtor_id, placement, balance, now)
     uow.publish(
         DebtorSegmented(
             tenant_id=tenant_id,
@@ -66,20 +67,20 @@ async def resegment(uow: UnitOfWork, tenant_id: str, debtor_id: str, now: dateti
 
 
 def debt_imported_handler(clock: Clock) -> Handler:
-    async def handle(event: DecodedEvent, uow: UnitOfWork) -> None:
+    async def handle(event: DecodedEvent, uow: Work[SegmenterRepository]) -> None:
         payload = event.payload
         assert isinstance(payload, DebtImported)
-        await repository.save_snapshot(uow.session, payload)
+        await uow.repo.save_snapshot(payload)
         await resegment(uow, payload.tenant_id, payload.debtor_id, clock())
 
     return handle
 
 
 def payment_received_handler(clock: Clock) -> Handler:
-    async def handle(event: DecodedEvent, uow: UnitOfWork) -> None:
+    async def handle(event: DecodedEvent, uow: Work[SegmenterRepository]) -> None:
         payload = event.payload
         assert isinstance(payload, PaymentReceived)
-        if await repository.record_payment(uow.session, payload):
+        if await uow.repo.record_payment(payload):
             await resegment(uow, payload.tenant_id, payload.debtor_id, clock())
 
     return handle

@@ -1,6 +1,5 @@
 """Ingest's own schema: import jobs, per-row rejections, debtors and documents as received."""
 
-from recupero_runtime.db import ServiceSchema
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -14,6 +13,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from recupero_runtime.db import ServiceSchema
 
 schema = ServiceSchema.create("ingest")
 metadata = schema.metadata

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from recupero_events import ContactDetails, DebtDocument, Money
-
 from recupero_ingest.domain.rows import DocumentRow, Rejection
 
 

@@ -5,8 +5,8 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from recupero_events import DocumentKind
 
+from recupero_events import DocumentKind
 from recupero_ingest.domain.money import AmountError, to_minor_units
 
 REQUIRED_COLUMNS = (
@@ -118,7 +118,7 @@ def parse_row(row_number: int, row: dict[str, str]) -> DocumentRow | Rejection:
             try:
                 email = validate_email(email, check_deliverability=False).normalized
             except EmailNotValidError as exc:
-                raise _Invalid("email", email, str(exc)) from exc
+                raise _Invalid("email", email, f"not a valid email address: {exc}") from exc
         phone = _optional(row, "phone")
         if phone is not None:
             digits = phone.replace(" ", "").replace("-", "")

@@ -5,11 +5,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
 from pydantic import BaseModel, Field
-from recupero_runtime.auth import TenantId
-from recupero_runtime.service import Service
 
 from recupero_ingest import handlers
-from recupero_ingest.adapters import repository
+from recupero_ingest.adapters.repository import IngestRepository
+from recupero_ingest.settings import IngestSettings
+from recupero_runtime.auth import TenantId
+from recupero_runtime.service import Service
 
 router = APIRouter(prefix="/v1", tags=["imports"])
 
@@ -37,17 +38,19 @@ class ImportReport(BaseModel):
     rejections: list[RowRejection]
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
+def _service(request: Request) -> Service[IngestRepository]:
+    service: Service[IngestRepository] = request.app.state.service
     return service
 
 
-async def _report(service: Service, tenant_id: str, import_id: UUID) -> ImportReport:
+async def _report(
+    service: Service[IngestRepository], tenant_id: str, import_id: UUID
+) -> ImportReport:
     async with service.unit_of_work() as uow:
-        job = await repository.get_import(uow.session, tenant_id, import_id)
+        job = await uow.repo.get_import(tenant_id, import_id)
         if job is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"import {import_id} not found")
-        rejected = await repository.list_rejections(uow.session, tenant_id, import_id)
+        rejected = await uow.repo.list_rejections(tenant_id, import_id)
     fields: dict[str, Any] = {key: job[key] for key in ImportReport.model_fields if key in job}
     return ImportReport(**fields, rejections=[RowRejection(**row) for row in rejected])
 
@@ -64,9 +67,13 @@ async def import_portfolio(
     request: Request, tenant_id: TenantId, file: Annotated[UploadFile, File()]
 ) -> ImportReport:
     service = _service(request)
-    content = await file.read()
-    if len(content) > service.settings.max_upload_bytes:  # type: ignore[attr-defined]
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "file too large")
+    settings: IngestSettings = request.app.state.settings
+    content = await file.read(settings.max_upload_bytes + 1)
+    if len(content) > settings.max_upload_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"file larger than {settings.max_upload_bytes} bytes; split it or use the batch API",
+        )
     command = handlers.ImportPortfolio(
         tenant_id=tenant_id, filename=file.filename or "upload.csv", content=content
     )

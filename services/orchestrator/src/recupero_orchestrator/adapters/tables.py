@@ -1,6 +1,5 @@
 """Orchestrator's own schema: cases, payments seen, and the durable action schedule."""
 
-from recupero_runtime.db import ServiceSchema
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from recupero_runtime.db import ServiceSchema
 
 schema = ServiceSchema.create("orchestrator")
 metadata = schema.metadata

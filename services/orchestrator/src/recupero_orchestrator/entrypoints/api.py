@@ -5,10 +5,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
+
+from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_runtime.auth import TenantId
 from recupero_runtime.service import Service
-
-from recupero_orchestrator.adapters import repository
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 
@@ -35,12 +35,12 @@ class Case(BaseModel):
 
 @router.get("/cases/{debtor_id}", response_model=Case, summary="A debtor's case and schedule")
 async def get_case(request: Request, tenant_id: TenantId, debtor_id: str) -> Case:
-    service: Service = request.app.state.service
+    service: Service[OrchestratorRepository] = request.app.state.service
     async with service.unit_of_work() as uow:
-        case = await repository.case_for_update(uow.session, tenant_id, debtor_id)
+        case = await uow.repo.case_for_update(tenant_id, debtor_id)
         if case is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case for debtor {debtor_id!r}")
-        actions = await repository.actions_of(uow.session, tenant_id, debtor_id)
+        actions = await uow.repo.actions_of(tenant_id, debtor_id)
     return Case(
         debtor_id=debtor_id,
         status=case["status"],

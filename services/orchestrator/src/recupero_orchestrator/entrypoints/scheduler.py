@@ -2,13 +2,16 @@
 
 import asyncio
 
-from recupero_runtime.service import Service
-
 from recupero_orchestrator import handlers
+from recupero_orchestrator.adapters.repository import OrchestratorRepository
+from recupero_runtime.service import Service
 
 
 def scheduler_loop(
-    service: Service, clock: handlers.Clock, poll_interval: float, batch_size: int
+    service: Service[OrchestratorRepository],
+    clock: handlers.Clock,
+    poll_interval: float,
+    batch_size: int,
 ) -> handlers.Worker:
     async def run() -> None:
         while True:

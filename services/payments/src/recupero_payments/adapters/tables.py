@@ -1,8 +1,9 @@
 """Payments' own schema: every payment recorded, unique per tenant by external reference."""
 
-from recupero_runtime.db import ServiceSchema
 from sqlalchemy import BigInteger, Column, DateTime, Index, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
+
+from recupero_runtime.db import ServiceSchema
 
 schema = ServiceSchema.create("payments")
 metadata = schema.metadata

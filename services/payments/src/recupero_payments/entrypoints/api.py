@@ -6,12 +6,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
+
 from recupero_events import Money
+from recupero_payments import handlers
+from recupero_payments.adapters.repository import PaymentsRepository
 from recupero_runtime.auth import TenantId
 from recupero_runtime.service import Service
-
-from recupero_payments import handlers
-from recupero_payments.adapters import repository
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 
@@ -65,7 +65,7 @@ async def record_payment(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "amount.amount_minor must be positive"
         )
-    service: Service = request.app.state.service
+    service: Service[PaymentsRepository] = request.app.state.service
     command = handlers.RecordPayment(
         tenant_id=tenant_id,
         debtor_id=body.debtor_id,
@@ -87,9 +87,9 @@ async def record_payment(
 
 @router.get("/payments/{payment_id}", response_model=Payment, summary="A recorded payment")
 async def get_payment(request: Request, tenant_id: TenantId, payment_id: UUID) -> Payment:
-    service: Service = request.app.state.service
+    service: Service[PaymentsRepository] = request.app.state.service
     async with service.unit_of_work() as uow:
-        stored = await repository.by_id(uow.session, tenant_id, payment_id)
+        stored = await uow.repo.by_id(tenant_id, payment_id)
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"payment {payment_id} not found")
     return _payment(stored)

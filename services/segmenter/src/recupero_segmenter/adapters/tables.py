@@ -1,6 +1,5 @@
 """Segmenter's own schema: each debtor's latest snapshot and placement, payments, history."""
 
-from recupero_runtime.db import ServiceSchema
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -13,6 +12,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from recupero_runtime.db import ServiceSchema
 
 schema = ServiceSchema.create("segmenter")
 metadata = schema.metadata

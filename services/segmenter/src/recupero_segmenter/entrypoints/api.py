@@ -4,10 +4,10 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
+
 from recupero_runtime.auth import TenantId
 from recupero_runtime.service import Service
-
-from recupero_segmenter.adapters import repository
+from recupero_segmenter.adapters.repository import SegmenterRepository
 
 router = APIRouter(prefix="/v1", tags=["segments"])
 
@@ -30,11 +30,11 @@ class PlacementRecord(BaseModel):
 async def segment_history_of(
     request: Request, tenant_id: TenantId, debtor_id: str
 ) -> list[PlacementRecord]:
-    service: Service = request.app.state.service
+    service: Service[SegmenterRepository] = request.app.state.service
     async with service.unit_of_work() as uow:
         rows = [
             PlacementRecord.model_validate(row)
-            for row in await repository.history(uow.session, tenant_id, debtor_id)
+            for row in await uow.repo.history(tenant_id, debtor_id)
         ]
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"debtor {debtor_id!r} has no placements")

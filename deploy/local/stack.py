@@ -1,0 +1,213 @@
+"""The local stack: Kafka, PostgreSQL, the SMTP sink and the six services under honcho.
+
+    uv run python deploy/local/stack.py up|down|status
+
+`up` writes `var/Procfile` and `var/stack.env`, starts honcho in the background (every process's
+output goes to `var/log/stack.log`, prefixed with its name), creates the database, and waits until
+every service answers `/readyz`. Give `DATABASE_URL` to use an existing PostgreSQL instead of a
+local one. The demo tenant's API key is created once and kept in `var/demo-tenant.key`.
+"""
+
+import functools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from recupero_devstack._util import port_open
+from recupero_devstack.postgres import PostgresServer
+from recupero_runtime.auth import hash_api_key, new_api_key
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / "var"
+LOG = VAR / "log" / "stack.log"
+PID = VAR / "stack.pid"
+KEY = VAR / "demo-tenant.key"
+DEMO_TENANT = "demo-bank"
+
+KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
+POSTGRES_PORT = 5432
+SMTP_PORT, SMTP_HTTP_PORT = 2525, 8025
+SERVICES = {
+    "portal-api": 8000,
+    "ingest": 8001,
+    "segmenter": 8002,
+    "orchestrator": 8003,
+    "notifier": 8004,
+    "payments": 8005,
+}
+
+
+def _database_url() -> str | None:
+    given = os.environ.get("DATABASE_URL")
+    if given and given.startswith("postgresql://"):
+        given = "postgresql+asyncpg://" + given.removeprefix("postgresql://")
+    return given
+
+
+def _demo_key() -> str:
+    if not KEY.exists():
+        KEY.write_text(new_api_key() + "\n")
+        KEY.chmod(0o600)
+    return KEY.read_text().strip()
+
+
+def _procfile(local_postgres: bool) -> str:
+    python = shlex.quote(sys.executable)
+    lines = [
+        f"kafka: {python} -m recupero_devstack kafka --port {KAFKA_PORT} "
+        f"--controller-port {KAFKA_CONTROLLER_PORT} --data var/kafka --cache .cache",
+        f"smtp: {python} -m recupero_devstack smtp --port {SMTP_PORT} "
+        f"--http-port {SMTP_HTTP_PORT} --mailbox var/mail",
+    ]
+    if local_postgres:
+        lines.append(
+            f"postgres: {python} -m recupero_devstack postgres --port {POSTGRES_PORT} "
+            "--data var/postgres"
+        )
+    for service, port in SERVICES.items():
+        module = "recupero_" + service.replace("-", "_")
+        lines.append(f"{service}: env RECUPERO_HTTP_PORT={port} {python} -m {module}")
+    return "\n".join(lines) + "\n"
+
+
+def _running_pid() -> int | None:
+    if not PID.exists():
+        return None
+    pid = int(PID.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def _ready(service: str, port: int) -> str:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    except httpx.HTTPError:
+        return "not answering"
+    return "ready" if response.status_code == 200 else f"not ready: {response.text[:200]}"
+
+
+def _is_ready(service: str, port: int) -> bool:
+    return _ready(service, port) == "ready"
+
+
+def up() -> None:
+    if _running_pid():
+        print("stack already running; `make status` shows it")
+        return
+    for folder in ("log", "kafka", "mail"):
+        (VAR / folder).mkdir(parents=True, exist_ok=True)
+    database_url = _database_url()
+    local_postgres = database_url is None
+    busy = [port for port in (KAFKA_PORT, SMTP_PORT, *SERVICES.values()) if port_open(port)]
+    if local_postgres and port_open(POSTGRES_PORT):
+        busy.append(POSTGRES_PORT)
+    if busy:
+        sys.exit(f"ports already in use: {busy}; stop whatever holds them (or `make down`)")
+    if database_url is None:
+        database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{POSTGRES_PORT}/recupero"
+    key = _demo_key()
+    env = {
+        "RECUPERO_DATABASE_URL": database_url,
+        "RECUPERO_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT}",
+        "RECUPERO_API_KEYS": json.dumps({hash_api_key(key): DEMO_TENANT}),
+        "RECUPERO_SMTP_PORT": str(SMTP_PORT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    (VAR / "Procfile").write_text(_procfile(local_postgres))
+    (VAR / "stack.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
+    print("fetching Kafka from Maven Central if not cached ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "recupero_devstack", "fetch-kafka", "--cache", ".cache"],
+        cwd=ROOT,
+        check=True,
+    )
+    with LOG.open("ab") as log:
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "-f", "var/Procfile", "-e", "var/stack.env", "start"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    PID.write_text(str(honcho.pid))
+    if local_postgres:
+        server = PostgresServer(VAR / "postgres", POSTGRES_PORT)
+        _wait("postgres", lambda: port_open(POSTGRES_PORT), honcho)
+        _retry(lambda: server.ensure_database("recupero"))
+    for service, port in SERVICES.items():
+        _wait(service, functools.partial(_is_ready, service, port), honcho)
+    print(f"stack up; logs: {LOG.relative_to(ROOT)}")
+    print(f"demo tenant '{DEMO_TENANT}' API key: {key}")
+
+
+def _wait(what: str, ready: Callable[[], bool], honcho: subprocess.Popen[bytes]) -> None:
+    print(f"waiting for {what} ...", flush=True)
+    deadline = time.monotonic() + 180
+    while not ready():
+        if honcho.poll() is not None:
+            sys.exit(f"the stack stopped while starting {what}; see {LOG}")
+        if time.monotonic() > deadline:
+            sys.exit(f"{what} did not become ready in 180 s; see {LOG}")
+        time.sleep(0.5)
+
+
+def _retry(action: Callable[[], None]) -> None:
+    for attempt in range(20):
+        try:
+            action()
+            return
+        except Exception:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+
+
+def down() -> None:
+    pid = _running_pid()
+    if pid is None:
+        print("stack not running")
+        PID.unlink(missing_ok=True)
+        return
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _running_pid() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if _running_pid():
+        os.killpg(pid, signal.SIGKILL)
+    PID.unlink(missing_ok=True)
+    print("stack stopped")
+
+
+def status() -> None:
+    pid = _running_pid()
+    print(f"honcho: {'running, pid ' + str(pid) if pid else 'not running'}")
+    print(f"kafka 127.0.0.1:{KAFKA_PORT}: {'up' if port_open(KAFKA_PORT) else 'down'}")
+    if _database_url() is None:
+        print(f"postgres 127.0.0.1:{POSTGRES_PORT}: {'up' if port_open(POSTGRES_PORT) else 'down'}")
+    print(f"smtp 127.0.0.1:{SMTP_PORT}: {'up' if port_open(SMTP_PORT) else 'down'}")
+    for service, port in SERVICES.items():
+        print(f"{service} http://127.0.0.1:{port}: {_ready(service, port)}")
+    print(f"logs: {LOG.relative_to(ROOT)}")
+
+
+def main() -> None:
+    commands = {"up": up, "down": down, "status": status}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: stack.py {'|'.join(commands)}")
+    commands[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+"""Notifier without I/O: money as a debtor reads it, the Spanish templates, the email itself, and the
+delivery handler over in-memory fakes of our repository, units of work and email sender.
+"""
+
+from datetime import UTC, date, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID, uuid4
+
+import pytest
+
+from recupero_events import ActionDue, Channel, ContactDetails, EventPayload, MessageSent, Money
+from recupero_notifier.adapters.email import build_message
+from recupero_notifier.adapters.templates import JinjaTemplates
+from recupero_notifier.domain.messages import (
+    NoEmailAddress,
+    OutgoingEmail,
+    ReminderContext,
+    UnknownTemplate,
+    compose_email,
+    message_id_for,
+)
+from recupero_notifier.domain.money import format_money
+from recupero_notifier.handlers import carry_out_action
+
+pytestmark = pytest.mark.unit
+
+ACTION_ID = UUID("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b")
+MAIL_FROM = "Recupero Cobranza <cobranza@recupero.local>"
+
+
+def action(
+    *,
+    channel: Channel = Channel.EMAIL,
+    name: str = "Ana Pérez",
+    email: str | None = "ana@example.com",
+    template: str = "first-reminder",
+    amount_minor: int = 1_234_567,
+    currency: str = "MXN",
+    days_past_due: int = 15,
+) -> ActionDue:
+    return ActionDue(
+        tenant_id="demo-bank",
+        debtor_id="C-000123",
+        action_id=ACTION_ID,
+        channel=channel,
+        template=template,
+        strategy="default/1",
+        scheduled_for=datetime(2025, 3, 20, 16, 0, tzinfo=UTC),
+        contact=ContactDetails(
+            name=name,
+            email=email,
+            country="MX",
+            time_zone="America/Mexico_City",
+        ),
+        balance=Money(amount_minor=amount_minor, currency=currency),
+        days_past_due=days_past_due,
+        oldest_due_on=date(2025, 3, 5),
+    )
+
+
+@pytest.fixture(scope="module")
+def templates() -> JinjaTemplates:
+    return JinjaTemplates()
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "currency", "expected"),
+    [
+        (1_234_567, "MXN", "$12,345.67 MXN"),
+        (5, "MXN", "$0.05 MXN"),
+        (100_000_000, "MXN", "$1,000,000.00 MXN"),
+        (1_234_567, "CLP", "$1,234,567 CLP"),
+        (1_234_567, "COP", "$12,345.67 COP"),
+        (2_500_000, "PYG", "₲2,500,000 PYG"),
+        (-4_550, "MXN", "-$45.50 MXN"),
+        (0, "CLP", "$0 CLP"),
+    ],
+)
+def test_money_is_formatted_with_the_currency_exponent(
+    amount_minor: int, currency: str, expected: str
+) -> None:
+    assert format_money(amount_minor, currency) == expected
+
+
+def test_first_reminder_is_personalised_in_spanish(templates: JinjaTemplates) -> None:
+    rendered = templates.render("first-reminder", ReminderContext.for_action(action()))
+
+    assert rendered.subject == "Recordatorio de pago: saldo pendiente de $12,345.67 MXN"
+    for part in (rendered.text, rendered.html):
+        assert "Ana Pérez" in part
+        assert "$12,345.67 MXN" in part
+        assert "05/03/2025" in part
+        assert "15 días de atraso" in part
+        assert "responder a este correo" in part
+    assert '<html lang="es-MX">' in rendered.html
+
+
+def test_second_reminder_renders_with_clp_amount(templates: JinjaTemplates) -> None:
+    rendered = templates.render(
+        "second-reminder",
+        ReminderContext.for_action(action(amount_minor=350_000, currency="CLP", days_past_due=1)),
+    )
+
+    assert rendered.subject == "Segundo aviso: su saldo de $350,000 CLP sigue pendiente"
+    assert "1 día de atraso" in rendered.text
+    assert "responda a este correo" in rendered.text
+
+
+def test_reminder_before_the_due_date_does_not_speak_of_arrears(
+    templates: JinjaTemplates,
+) -> None:
+    rendered = templates.render(
+        "first-reminder", ReminderContext.for_action(action(days_past_due=0))
+    )
+
+    assert "vence el 05/03/2025" in rendered.text
+    assert "atraso" not in rendered.text
+
+
+def test_html_escapes_the_debtors_name_but_text_keeps_it(templates: JinjaTemplates) -> None:
+    rendered = templates.render(
+        "first-reminder", ReminderContext.for_action(action(name="Ana <b>Pérez</b> & Cía"))
+    )
+
+    assert "Ana &lt;b&gt;Pérez&lt;/b&gt; &amp; Cía" in rendered.html
+    assert "<b>Pérez</b>" not in rendered.html
+    assert "Ana <b>Pérez</b> & Cía" in rendered.text
+
+
+def test_unknown_template_raises(templates: JinjaTemplates) -> None:
+    with pytest.raises(UnknownTemplate, match="no-such-template"):
+        templates.render("no-such-template", ReminderContext.for_action(action()))
+    with pytest.raises(UnknownTemplate):
+        templates.render("../first-reminder", ReminderContext.for_action(action()))
+
+
+def test_email_carries_deterministic_message_id_and_unsubscribe_header(
+    templates: JinjaTemplates,
+) -> None:
+    due = action()
+    email = compose_email(due, templates.render(due.template, ReminderContext.for_action(due)))
+    raw = build_message(email, MAIL_FROM).as_bytes()
+    parsed = message_from_bytes(raw, policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+
+    assert message_id_for(ACTION_ID) == "<6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b@recupero.local>"
+    assert parsed["Message-ID"] == message_id_for(ACTION_ID)
+    assert parsed["To"] == "Ana Pérez <ana@example.com>"
+    assert parsed["From"] == MAIL_FROM
+    assert parsed["Subject"] == "Recordatorio de pago: saldo pendiente de $12,345.67 MXN"
+    assert parsed["List-Unsubscribe"] == "<mailto:baja@recupero.local?subject=BAJA>"
+    assert parsed["Content-Language"] == "es-MX"
+    text = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
+    assert text is not None and html is not None
+    assert "Estimado(a) Ana Pérez:" in text.get_content()
+    assert "<strong>$12,345.67 MXN</strong>" in html.get_content()
+
+
+def test_a_line_break_in_a_name_cannot_add_a_header(templates: JinjaTemplates) -> None:
+    due = action(name="Ana\nBcc: victim@example.com")
+    email = compose_email(due, templates.render(due.template, ReminderContext.for_action(due)))
+
+    message = build_message(email, MAIL_FROM)
+    assert "Bcc" not in message
+    # One recipient; the would-be header is only a quoted display name.
+    assert message["To"] == '"Ana Bcc: victim@example.com" <ana@example.com>'
+
+
+def test_email_action_without_address_is_an_error(templates: JinjaTemplates) -> None:
+    due = action(email=None)
+    with pytest.raises(NoEmailAddress):
+        compose_email(due, templates.render(due.template, ReminderContext.for_action(due)))
+
+
+class FakeDeliveries:
+    """In-memory stand-in for `NotifierRepository`, same rules."""
+
+    def __init__(self, journal: list[str]) -> None:
+        self.rows: dict[UUID, dict[str, Any]] = {}
+        self._journal = journal
+
+    async def delivery_status(self, tenant_id: str, action_id: UUID) -> str | None:
+        row = self.rows.get(action_id)
+        return row["status"] if row and row["tenant_id"] == tenant_id else None
+
+    async def record_attempt(self, action: ActionDue, message_id: str) -> int | None:
+        row = self.rows.setdefault(
+            action.action_id,
+            {"tenant_id": action.tenant_id, "status": "sending", "attempts": 0},
+        )
+        if row["status"] == "sent" or row["tenant_id"] != action.tenant_id:
+            return None
+        row.update(status="sending", message_id=message_id, attempts=row["attempts"] + 1)
+        self._journal.append("attempt recorded")
+        attempts: int = row["attempts"]
+        return attempts
+
+    async def mark_sent(self, tenant_id: str, action_id: UUID, sent_at: datetime) -> None:
+        self.rows[action_id].update(status="sent", sent_at=sent_at)
+
+    async def record_unsupported_channel(self, action: ActionDue) -> None:
+        self.rows.setdefault(
+            action.action_id,
+            {"tenant_id": action.tenant_id, "status": "unsupported_channel", "attempts": 0},
+        )
+
+
+class FakeWork:
+    def __init__(self, repo: FakeDeliveries, journal: list[str]) -> None:
+        self.repo = repo
+        self.published: list[EventPayload] = []
+        self._journal = journal
+
+    def publish(self, payload: EventPayload) -> str:
+        self.published.append(payload)
+        return str(uuid4())
+
+    async def commit(self) -> None:
+        self._journal.append("committed")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class FakeSender:
+    def __init__(self, journal: list[str], fail_with: Exception | None = None) -> None:
+        self.sent: list[OutgoingEmail] = []
+        self.fail_with = fail_with
+        self._journal = journal
+
+    async def send(self, email: OutgoingEmail) -> None:
+        self._journal.append("smtp called")
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(email)
+
+
+class Notifier:
+    """The handler wired to fakes, as bootstrap wires it to PostgreSQL and SMTP."""
+
+    def __init__(self, templates: JinjaTemplates) -> None:
+        self.journal: list[str] = []
+        self.repo = FakeDeliveries(self.journal)
+        self.sender = FakeSender(self.journal)
+        self.templates = templates
+        self.published: list[EventPayload] = []
+
+    async def handle(self, due: ActionDue) -> None:
+        uow = FakeWork(self.repo, self.journal)
+        await carry_out_action(
+            due,
+            uow,
+            attempts=lambda: FakeWork(self.repo, self.journal),
+            sender=self.sender,
+            templates=self.templates,
+        )
+        self.published.extend(uow.published)
+
+
+async def test_email_action_is_sent_then_reported(templates: JinjaTemplates) -> None:
+    notifier = Notifier(templates)
+
+    await notifier.handle(action())
+
+    [email] = notifier.sender.sent
+    assert email.to_address == "ana@example.com"
+    assert email.message_id == message_id_for(ACTION_ID)
+    [published] = notifier.published
+    assert isinstance(published, MessageSent)
+    assert published.provider == "smtp"
+    assert published.provider_message_id == message_id_for(ACTION_ID)
+    assert published.action_id == ACTION_ID
+    assert (published.tenant_id, published.debtor_id) == ("demo-bank", "C-000123")
+    assert notifier.repo.rows[ACTION_ID]["status"] == "sent"
+    assert notifier.repo.rows[ACTION_ID]["sent_at"] == published.sent_at
+    # The attempt is on record, committed, before SMTP is called.
+    assert notifier.journal == ["attempt recorded", "committed", "smtp called"]
+
+
+async def test_action_already_sent_is_not_sent_again(templates: JinjaTemplates) -> None:
+    notifier = Notifier(templates)
+
+    await notifier.handle(action())
+    await notifier.handle(action())
+
+    assert len(notifier.sender.sent) == 1
+    assert len(notifier.published) == 1
+    assert notifier.repo.rows[ACTION_ID]["attempts"] == 1
+
+
+async def test_failed_send_keeps_the_attempt_and_publishes_nothing(
+    templates: JinjaTemplates,
+) -> None:
+    notifier = Notifier(templates)
+    notifier.sender.fail_with = RuntimeError("provider down")
+
+    with pytest.raises(RuntimeError, match="provider down"):
+        await notifier.handle(action())
+
+    assert notifier.published == []
+    assert notifier.repo.rows[ACTION_ID]["status"] == "sending"
+
+    notifier.sender.fail_with = None
+    await notifier.handle(action())
+
+    assert len(notifier.sender.sent) == 1
+    assert notifier.repo.rows[ACTION_ID]["attempts"] == 2
+    assert len(notifier.published) == 1
+
+
+async def test_other_channels_are_recorded_but_not_sent(templates: JinjaTemplates) -> None:
+    notifier = Notifier(templates)
+
+    await notifier.handle(action(channel=Channel.WHATSAPP))
+
+    assert notifier.sender.sent == []
+    assert notifier.published == []
+    assert notifier.repo.rows[ACTION_ID]["status"] == "unsupported_channel"
+
+
+async def test_unknown_template_fails_before_any_attempt(templates: JinjaTemplates) -> None:
+    notifier = Notifier(templates)
+
+    with pytest.raises(UnknownTemplate):
+        await notifier.handle(action(template="third-reminder"))
+
+    assert notifier.repo.rows == {}
+    assert notifier.journal == []

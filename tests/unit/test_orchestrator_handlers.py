@@ -1,0 +1,241 @@
+"""Orchestrator handlers on an in-memory repository: planning, firing, stopping on payment."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from recupero_events import (
+    ActionDue,
+    CollectionStage,
+    ContactDetails,
+    DebtorSegmented,
+    Money,
+    PaymentReceived,
+)
+from recupero_orchestrator import handlers
+from recupero_orchestrator.domain.strategy import PlannedStep
+from tests.unit.fakes import FakeWork, delivered
+
+NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+TIMING = handlers.StrategyTiming(first_delay=timedelta(0), reminder_interval=timedelta(days=3))
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@dataclass
+class FakeOrchestratorRepository:
+    cases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    payments: dict[UUID, PaymentReceived] = field(default_factory=dict)
+    actions: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+
+    async def upsert_case(self, event: DebtorSegmented, now: datetime) -> dict[str, Any]:
+        key = (event.tenant_id, event.debtor_id)
+        case = self.cases.setdefault(
+            key, {"status": "open", "opened_at": now, "closed_reason": None}
+        )
+        case.update(
+            tenant_id=event.tenant_id,
+            debtor_id=event.debtor_id,
+            contact=event.contact.model_dump(mode="json"),
+            segment=event.segment,
+            stage=event.stage.value,
+            days_past_due=event.days_past_due,
+            oldest_due_on=event.oldest_due_on,
+            snapshot_balance_minor=event.snapshot_balance.amount_minor,
+            currency=event.snapshot_balance.currency,
+            snapshot_as_of=event.snapshot_as_of,
+        )
+        return dict(case)
+
+    async def case_for_update(self, tenant_id: str, debtor_id: str) -> dict[str, Any] | None:
+        case = self.cases.get((tenant_id, debtor_id))
+        return None if case is None else dict(case)
+
+    async def record_payment(self, event: PaymentReceived) -> bool:
+        if event.payment_id in self.payments:
+            return False
+        self.payments[event.payment_id] = event
+        return True
+
+    async def payments_of(
+        self, tenant_id: str, debtor_id: str, currency: str
+    ) -> list[tuple[int, datetime]]:
+        return [
+            (p.amount.amount_minor, p.received_at)
+            for p in self.payments.values()
+            if (p.tenant_id, p.debtor_id, p.amount.currency) == (tenant_id, debtor_id, currency)
+        ]
+
+    async def set_case_status(
+        self, tenant_id: str, debtor_id: str, status: str, reason: str | None
+    ) -> None:
+        self.cases[(tenant_id, debtor_id)].update(status=status, closed_reason=reason)
+
+    async def reopen_case(self, tenant_id: str, debtor_id: str, now: datetime) -> None:
+        self.cases[(tenant_id, debtor_id)].update(status="open", closed_reason=None, opened_at=now)
+
+    async def has_actions(self, tenant_id: str, debtor_id: str, since: datetime) -> bool:
+        return any(
+            (a["tenant_id"], a["debtor_id"]) == (tenant_id, debtor_id) and a["planned_at"] >= since
+            for a in self.actions.values()
+        )
+
+    async def schedule(
+        self, tenant_id: str, debtor_id: str, steps: list[PlannedStep], planned_at: datetime
+    ) -> None:
+        for step in steps:
+            action_id = uuid4()
+            self.actions[action_id] = {
+                "action_id": action_id,
+                "tenant_id": tenant_id,
+                "debtor_id": debtor_id,
+                "strategy": step.strategy,
+                "channel": step.channel.value,
+                "template": step.template,
+                "due_at": step.due_at,
+                "planned_at": planned_at,
+                "status": "pending",
+            }
+
+    async def cancel_pending(self, tenant_id: str, debtor_id: str, reason: str) -> int:
+        pending = [
+            a
+            for a in self.actions.values()
+            if (a["tenant_id"], a["debtor_id"]) == (tenant_id, debtor_id)
+            and a["status"] == "pending"
+        ]
+        for action in pending:
+            action.update(status="cancelled", status_reason=reason)
+        return len(pending)
+
+    async def claim_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        due = sorted(
+            (a for a in self.actions.values() if a["status"] == "pending" and a["due_at"] <= now),
+            key=lambda a: a["due_at"],
+        )[:limit]
+        rows = []
+        for action in due:
+            case = self.cases[(action["tenant_id"], action["debtor_id"])]
+            rows.append({**case, **action, "case_status": case["status"]})
+        return rows
+
+    async def mark_fired(self, action_ids: list[UUID], now: datetime) -> None:
+        for action_id in action_ids:
+            self.actions[action_id].update(status="fired", fired_at=now)
+
+
+def segmented(
+    balance_minor: int = 250_000, stage: CollectionStage = CollectionStage.ADMINISTRATIVE
+) -> DebtorSegmented:
+    return DebtorSegmented(
+        tenant_id="acme-bank",
+        debtor_id="C-1",
+        segment="1-30" if stage is not CollectionStage.SETTLED else "settled",
+        stage=stage,
+        days_past_due=12,
+        balance=Money(amount_minor=balance_minor, currency="MXN"),
+        snapshot_balance=Money(amount_minor=balance_minor, currency="MXN"),
+        snapshot_as_of=AS_OF,
+        oldest_due_on=date(2026, 10, 21),
+        contact=ContactDetails(
+            name="Ana Pérez", email="ana@example.com", country="MX", time_zone="America/Mexico_City"
+        ),
+        ruleset_version="default-1",
+        reason="rule '1-30'",
+        evaluated_at=NOW,
+    )
+
+
+def payment(amount_minor: int) -> PaymentReceived:
+    return PaymentReceived(
+        tenant_id="acme-bank",
+        debtor_id="C-1",
+        payment_id=uuid4(),
+        amount=Money(amount_minor=amount_minor, currency="MXN"),
+        method="cash",
+        received_at=NOW + timedelta(hours=1),
+    )
+
+
+@pytest.fixture
+def work() -> FakeWork[FakeOrchestratorRepository]:
+    return FakeWork(FakeOrchestratorRepository())
+
+
+async def open_case(
+    work: FakeWork[FakeOrchestratorRepository], event: DebtorSegmented | None = None
+) -> None:
+    handle = handlers.debtor_segmented_handler(lambda: NOW, TIMING)
+    await handle(delivered(event or segmented()), work)
+
+
+async def fire(work: FakeWork[FakeOrchestratorRepository], at: datetime) -> list[ActionDue]:
+    await handlers.fire_due_actions(work, at, 100)
+    fired = work.take()
+    assert all(isinstance(event, ActionDue) for event in fired)
+    return fired
+
+
+async def test_a_new_case_plans_two_email_reminders(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    await open_case(work)
+    planned = sorted(work.repo.actions.values(), key=lambda a: a["due_at"])
+    assert [(a["template"], a["due_at"]) for a in planned] == [
+        ("first-reminder", NOW),
+        ("second-reminder", NOW + timedelta(days=3)),
+    ]
+    await open_case(work)  # re-segmented, same case: the plan is not made twice
+    assert len(work.repo.actions) == 2
+
+
+async def test_due_actions_fire_once_in_order_with_the_current_balance(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    await open_case(work)
+    first = await fire(work, NOW)
+    assert [(e.template, e.balance.amount_minor) for e in first] == [("first-reminder", 250_000)]
+    assert await fire(work, NOW + timedelta(days=1)) == []
+
+    await handlers.payment_received_handler()(delivered(payment(50_000)), work)
+    second = await fire(work, NOW + timedelta(days=3))
+    assert [(e.template, e.balance.amount_minor) for e in second] == [("second-reminder", 200_000)]
+
+
+async def test_full_payment_closes_the_case_and_cancels_what_was_pending(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    await open_case(work)
+    await fire(work, NOW)
+    paid = payment(250_000)
+    await handlers.payment_received_handler()(delivered(paid), work)
+    case = work.repo.cases[("acme-bank", "C-1")]
+    assert (case["status"], case["closed_reason"]) == ("closed", "balance settled")
+    assert sorted(a["status"] for a in work.repo.actions.values()) == ["cancelled", "fired"]
+    assert await fire(work, NOW + timedelta(days=30)) == []
+
+
+async def test_a_payment_redelivered_is_not_counted_twice(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    await open_case(work)
+    half = payment(125_000)
+    handle = handlers.payment_received_handler()
+    await handle(delivered(half), work)
+    await handle(delivered(half), work)
+    assert work.repo.cases[("acme-bank", "C-1")]["status"] == "open"
+
+
+async def test_settled_by_the_segmenter_closes_and_new_debt_reopens_with_a_new_plan(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    await open_case(work)
+    await open_case(work, segmented(0, CollectionStage.SETTLED))
+    assert work.repo.cases[("acme-bank", "C-1")]["status"] == "closed"
+    assert all(a["status"] == "cancelled" for a in work.repo.actions.values())
+
+    await open_case(work, segmented(90_000))
+    assert work.repo.cases[("acme-bank", "C-1")]["status"] == "open"
+    assert sum(a["status"] == "pending" for a in work.repo.actions.values()) == 2
