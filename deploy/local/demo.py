@@ -21,6 +21,7 @@ KEY = ROOT / "var" / "demo-tenant.key"
 PORTAL, INGEST, PAYMENTS = "http://127.0.0.1:8000", "http://127.0.0.1:8001", "http://127.0.0.1:8005"
 SMTP_API = "http://127.0.0.1:8025"
 PAID_DEBTORS = ("D000001", "D000002", "D000003")
+ZERO_DECIMAL_CURRENCIES = {"CLP": 0, "PYG": 0}
 
 
 def wait_for(what: str, done: Callable[[], bool], timeout: float = 300) -> None:
@@ -105,8 +106,9 @@ def main() -> None:
     print(f"  messages sent        {totals['messages_sent']}")
     print(f"  emails at SMTP sink  {unique_emails()}")
     print(f"  payments applied     {totals['payments_applied']}")
-    for currency, amount in sorted(totals.get("outstanding_by_currency", {}).items()):
-        print(f"  outstanding {currency}      {amount / 100:,.2f}")
+    for currency, minor in sorted(totals["outstanding_by_currency"].items()):
+        decimals = ZERO_DECIMAL_CURRENCIES.get(currency, 2)
+        print(f"  outstanding {currency}      {minor / 10**decimals:,.{decimals}f}")
     print()
     print("Where to look next:")
     print(f"  API docs      {PORTAL}/docs (portal), {INGEST}/docs (ingest), {PAYMENTS}/docs")

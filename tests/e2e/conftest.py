@@ -116,8 +116,10 @@ def start_stack(
         database_url = asyncio.run(create_database(database_server_url))
         smtp = SmtpSink(tmp_path / "mail", free_port(), free_port())
         smtp.start()
+        # Stacks share the session's broker: unique tenants keep their events apart.
+        run = os.urandom(3).hex()
         tenants = [
-            Tenant(tenant_id, f"key-{tenant_id}-{os.urandom(8).hex()}") for tenant_id in tenant_ids
+            Tenant(f"{name}-{run}", f"key-{name}-{os.urandom(8).hex()}") for name in tenant_ids
         ]
         api_keys = {hash_api_key(t.api_key): t.tenant_id for t in tenants}
         env = {

@@ -3,6 +3,7 @@
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 
 from recupero_devstack.sample import sample_portfolio
+from tests.e2e.cloudevents_check import validate_tenant_events
 from tests.e2e.conftest import Stack, StartStack
 
 DEBTORS = 12
@@ -126,6 +128,42 @@ def test_portfolio_to_emails_payment_stops_reminders_and_timeline(start_stack: S
     assert topics["debtor-segmented"] >= 2  # placed on import, settled after the payment
     assert view["stage"] == "settled"
     assert view["documents"]
+
+    # A debtor promises to pay on the portal; the promise joins their timeline.
+    promised_on = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+    promise = client.post(
+        f"{stack.url('portal-api')}/v1/debtors/E000002/promises",
+        headers=tenant.headers,
+        json={"amount": {"amount_minor": 10_000, "currency": "USD"}, "promised_on": promised_on},
+    )
+    assert promise.status_code == 422
+    assert promise.json()["detail"][0]["loc"] == ["body", "amount", "currency"]
+    currency = client.get(
+        f"{stack.url('portal-api')}/v1/debtors/E000002", headers=tenant.headers
+    ).json()["balance"]["currency"]
+    promise = client.post(
+        f"{stack.url('portal-api')}/v1/debtors/E000002/promises",
+        headers=tenant.headers,
+        json={"amount": {"amount_minor": 10_000, "currency": currency}, "promised_on": promised_on},
+    )
+    assert promise.status_code == 201, promise.text
+    wait_for(
+        "the promise on the timeline",
+        lambda: any(
+            entry["topic"] == "promise-registered"
+            for entry in client.get(
+                f"{stack.url('portal-api')}/v1/debtors/E000002", headers=tenant.headers
+            ).json()["timeline"]
+        ),
+    )
+
+    # Every message this tenant caused, on all six topics, reads with the official CloudEvents
+    # SDK and matches its published JSON Schema.
+    counts = validate_tenant_events(stack.env["RECUPERO_KAFKA_BOOTSTRAP_SERVERS"], tenant.tenant_id)
+    assert counts["debt-imported"] == DEBTORS
+    assert counts["action-due"] == counts["message-sent"] == 2 * DEBTORS - 1
+    assert counts["payment-received"] == counts["promise-registered"] == 1
+    assert counts["debtor-segmented"] == DEBTORS + 1
 
     # Another tenant's key sees nothing of this tenant's debtors; no key is refused.
     assert client.get(portal, headers=other_tenant.headers).status_code == 404

@@ -6,7 +6,11 @@ reaches these functions. They need the envelope as well as the payload: the time
 the event happened (ce_time) and keeps its id.
 """
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TypeVar
+from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 from recupero_events import (
     ActionDue,
@@ -15,10 +19,12 @@ from recupero_events import (
     DecodedEvent,
     EventPayload,
     MessageSent,
+    Money,
     PaymentReceived,
     PromiseRegistered,
 )
 from recupero_portal_api.adapters.repository import PortalRepository
+from recupero_portal_api.domain.promises import check_promise
 from recupero_portal_api.domain.timeline import describe
 from recupero_runtime.db import Work
 
@@ -103,3 +109,46 @@ async def record_payment_received(event: DecodedEvent, uow: Work[PortalRepositor
         received_at=payload.received_at,
     )
     await _add_to_timeline(event, uow)
+
+
+@dataclass(frozen=True)
+class RegisterPromise:
+    tenant_id: str
+    debtor_id: str
+    amount: Money
+    promised_on: date
+    source: str
+    registered_at: datetime
+
+
+class UnknownDebtor(LookupError):
+    pass
+
+
+async def register_promise(
+    command: RegisterPromise, uow: Work[PortalRepository], max_days_ahead: int
+) -> PromiseRegistered:
+    """Validate a debtor's promise to pay and publish `promise-registered`."""
+    debtor = await uow.repo.get_debtor(command.tenant_id, command.debtor_id)
+    if debtor is None:
+        raise UnknownDebtor(command.debtor_id)
+    debtor_today = command.registered_at.astimezone(ZoneInfo(debtor.contact["time_zone"])).date()
+    check_promise(
+        amount_minor=command.amount.amount_minor,
+        currency=command.amount.currency,
+        debt_currency=debtor.currency,
+        promised_on=command.promised_on,
+        debtor_today=debtor_today,
+        max_days_ahead=max_days_ahead,
+    )
+    promise = PromiseRegistered(
+        tenant_id=command.tenant_id,
+        debtor_id=command.debtor_id,
+        promise_id=uuid4(),
+        amount=command.amount,
+        promised_on=command.promised_on,
+        source=command.source,
+        registered_at=command.registered_at,
+    )
+    uow.publish(promise)
+    return promise

@@ -1,14 +1,17 @@
 """HTTP entrypoint: translates requests into read-model queries and the results into responses."""
 
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from recupero_events import CollectionStage, DocumentKind
-from recupero_portal_api import views
+from recupero_events import CollectionStage, DocumentKind, Money
+from recupero_portal_api import handlers, views
 from recupero_portal_api.adapters.repository import PortalRepository
+from recupero_portal_api.domain.promises import PromiseRejected
+from recupero_portal_api.settings import PortalSettings
 from recupero_runtime.auth import TenantId
 from recupero_runtime.service import Service
 
@@ -164,3 +167,58 @@ async def get_summary(request: Request, tenant_id: TenantId) -> TenantSummary:
     async with _service(request).unit_of_work(request.state.correlation_id) as uow:
         summary = await views.tenant_summary(uow.repo, tenant_id)
     return TenantSummary.model_validate(summary)
+
+
+class PromiseIn(BaseModel):
+    amount: MoneyView = Field(description="Amount the debtor promises to pay, in minor units.")
+    promised_on: date = Field(description="Date by which the debtor will pay (debtor's calendar).")
+    source: Literal["portal", "agent"] = Field(
+        default="portal", description="Who registered it: the debtor on the portal or an agent."
+    )
+
+
+class PromiseOut(_View):
+    promise_id: UUID
+    debtor_id: str
+    amount: MoneyView
+    promised_on: date
+    source: str
+    registered_at: datetime
+
+
+@router.post(
+    "/debtors/{debtor_id}/promises",
+    response_model=PromiseOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["promises"],
+    summary="Register a promise to pay",
+    description="Validates the promise against the debtor's debt and publishes "
+    "`promise-registered`. 422 names the field at fault.",
+    responses={404: {"description": "No debtor with this id for the caller's tenant."}},
+)
+async def register_promise(
+    request: Request, tenant_id: TenantId, debtor_id: str, body: PromiseIn
+) -> PromiseOut:
+    settings: PortalSettings = request.app.state.settings
+    command = handlers.RegisterPromise(
+        tenant_id=tenant_id,
+        debtor_id=debtor_id,
+        amount=Money(amount_minor=body.amount.amount_minor, currency=body.amount.currency),
+        promised_on=body.promised_on,
+        source=body.source,
+        registered_at=datetime.now(UTC),
+    )
+    async with _service(request).unit_of_work(request.state.correlation_id) as uow:
+        try:
+            promise = await handlers.register_promise(command, uow, settings.max_promise_days_ahead)
+        except handlers.UnknownDebtor as exc:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"debtor {debtor_id!r} not found"
+            ) from exc
+        except PromiseRejected as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [{"loc": ["body", *exc.field.split(".")], "msg": exc.reason}],
+            ) from exc
+        await uow.commit()
+    return PromiseOut.model_validate(promise.model_dump())
