@@ -112,7 +112,8 @@ def main() -> None:
     print()
     print("Where to look next:")
     print(f"  API docs      {PORTAL}/docs (portal), {INGEST}/docs (ingest), {PAYMENTS}/docs")
-    print(f"  one debtor    curl -H 'Authorization: Bearer ...' {PORTAL}/v1/debtors/D000001")
+    print(f"  API key       {KEY.read_text().strip()}  (tenant demo-bank; kept in var/)")
+    print(f"  one debtor    curl -H 'Authorization: Bearer <key>' {PORTAL}/v1/debtors/D000001")
     print(f"  emails        {SMTP_API}/messages (files in var/mail/)")
     print("  logs          var/log/stack.log;  `make status`, `make down`")
 
