@@ -31,7 +31,7 @@ demo: up
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/events/src libs/runtime/src libs/devstack/src services/*/src deploy/local
+	$(RUN) mypy libs/*/src services/*/src deploy/local bench
 	$(RUN) lint-imports
 
 contract: install

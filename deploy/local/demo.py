@@ -50,12 +50,12 @@ def main() -> None:
     print(f"1. importing {PORTFOLIO.relative_to(ROOT)} ...", flush=True)
     started = time.monotonic()
     response = client.post(
-        f"{INGEST}/v1/portfolios",
+        f"{INGEST}/v1/portfolios?wait=120",
         files={"file": (PORTFOLIO.name, PORTFOLIO.read_bytes(), "text/csv")},
     )
-    if response.status_code != 201:
-        sys.exit(f"import failed: {response.status_code} {response.text}")
     report = response.json()
+    if response.status_code != 202 or report["status"] != "completed":
+        sys.exit(f"import failed: {response.status_code} {response.text}")
     print(
         f"  rows {report['rows_total']}, accepted {report['rows_accepted']}, rejected "
         f"{report['rows_rejected']}; debtors new {report['debtors_new']}, changed "

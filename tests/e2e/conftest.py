@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from recupero_devstack._util import free_port
+from recupero_devstack.kafka import KafkaBroker
 from recupero_devstack.smtp import SmtpSink
 from recupero_runtime.auth import hash_api_key
-from tests.conftest import create_database
+from tests.conftest import CACHE, create_database
 
 SERVICES = ("ingest", "segmenter", "orchestrator", "notifier", "payments", "portal-api")
 
@@ -107,13 +108,26 @@ StartStack = Callable[..., Stack]
 
 
 @pytest.fixture
-def start_stack(
-    tmp_path: Path, database_server_url: str, kafka_bootstrap: str
-) -> Iterator[StartStack]:
+def start_stack(tmp_path: Path, database_server_url: str) -> Iterator[StartStack]:
     stacks: list[Stack] = []
+    brokers: list[KafkaBroker] = []
 
-    def start(tenant_ids: tuple[str, ...] = ("acme-bank",), **overrides: str) -> Stack:
+    def start(
+        tenant_ids: tuple[str, ...] = ("acme-bank",),
+        services: tuple[str, ...] = SERVICES,
+        **overrides: str,
+    ) -> Stack:
         database_url = asyncio.run(create_database(database_server_url))
+        # A broker of its own: consumer groups are named after the services, so on a shared
+        # broker one stack's services would pick up the events another stack left unconsumed.
+        kafka_bootstrap = os.environ.get("RECUPERO_TEST_KAFKA_BOOTSTRAP")
+        if kafka_bootstrap is None:
+            broker = KafkaBroker(
+                tmp_path / f"kafka-{len(brokers)}", free_port(), free_port(), CACHE
+            )
+            broker.start()
+            brokers.append(broker)
+            kafka_bootstrap = broker.bootstrap
         smtp = SmtpSink(tmp_path / "mail", free_port(), free_port())
         smtp.start()
         # Stacks share the session's broker: unique tenants keep their events apart.
@@ -133,9 +147,9 @@ def start_stack(
         }
         stack = Stack(workdir=tmp_path, env=env, smtp=smtp, tenants=tenants)
         stacks.append(stack)
-        for service in SERVICES:
+        for service in services:
             stack.start(service)
-        for service in SERVICES:
+        for service in services:
             stack.wait_ready(service)
         return stack
 
@@ -143,3 +157,5 @@ def start_stack(
     for stack in stacks:
         stack.stop()
         stack.smtp.stop()
+    for broker in brokers:
+        broker.stop()

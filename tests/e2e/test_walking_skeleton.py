@@ -55,12 +55,13 @@ def test_portfolio_to_emails_payment_stops_reminders_and_timeline(start_stack: S
 
     # 1. Upload the portfolio; bad rows are reported with row, field and reason.
     response = client.post(
-        f"{stack.url('ingest')}/v1/portfolios",
+        f"{stack.url('ingest')}/v1/portfolios?wait=120",
         headers=tenant.headers,
         files={"file": ("cartera.csv", csv_text.encode(), "text/csv")},
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     report = response.json()
+    assert report["status"] == "completed", report
     assert report["debtors_new"] == DEBTORS
     assert report["rows_rejected"] == 2
     assert {r["field"] for r in report["rejections"]} == {"email", "due_on"}

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer

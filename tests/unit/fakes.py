@@ -16,6 +16,7 @@ class FakeWork(Generic[Repo]):
 
     repo: Repo
     published: list[EventPayload] = field(default_factory=list)
+    source: str = "recupero/test"
 
     def publish(self, payload: EventPayload) -> str:
         self.published.append(payload)

@@ -75,7 +75,10 @@ def test_asyncapi_document_is_valid_asyncapi_3() -> None:
         "message-sent",
         "promise-registered",
         "payment-received",
+        "debt-records",
     }
+    receive = [op for op in document["operations"].values() if op["action"] == "receive"]
+    assert [op["channel"]["$ref"] for op in receive] == ["#/channels/debtRecords"]
 
 
 def test_the_official_schema_catches_a_broken_document() -> None:
@@ -118,7 +121,7 @@ def test_the_official_cloudevents_sdk_reads_our_messages() -> None:
         JSONFormat(),
     )
     assert event.get_id() == encoded.event_id
-    assert event.get_type() == "com.recupero.debt.imported.v1"
+    assert event.get_type() == "com.recupero.debt.imported.v2"
     assert event.get_source() == "recupero/ingest"
     schema = json.loads((REPO / "docs/events/schemas/debt-imported.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(event.get_data())
@@ -141,6 +144,26 @@ def test_decode_names_what_is_wrong_with_the_envelope() -> None:
         decode(encoded.topic, encoded.value, without_id)
     with pytest.raises(EventDecodeError, match=re.escape("expected 'com.recupero.action.due.v1'")):
         decode("action-due", encoded.value, encoded.headers)
+
+
+def test_an_earlier_version_is_upcast_and_a_later_one_refused() -> None:
+    encoded = encode(debt_imported(), source="recupero/ingest")
+    as_v1 = [
+        (k, b"com.recupero.debt.imported.v1" if k == "ce_type" else v) for k, v in encoded.headers
+    ]
+    # A v1 payload (no change lists) reads as v2 with empty lists.
+    v1_payload = json.loads(encoded.value)
+    for added_in_v2 in ("documents_added", "documents_changed", "documents_settled"):
+        del v1_payload[added_in_v2]
+    v1 = decode(encoded.topic, json.dumps(v1_payload).encode(), as_v1).payload
+    assert isinstance(v1, DebtImported)
+    assert v1.documents_added == v1.documents_settled == []
+    assert v1.balance == debt_imported().balance
+    as_v9 = [
+        (k, b"com.recupero.debt.imported.v9" if k == "ce_type" else v) for k, v in encoded.headers
+    ]
+    with pytest.raises(EventDecodeError, match="earlier version"):
+        decode(encoded.topic, encoded.value, as_v9)
 
 
 def test_money_is_never_a_float_and_times_are_aware() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-import asyncpg  # type: ignore[import-untyped]  # no py.typed; asyncpg-stubs not a dep
+import asyncpg
 
 from recupero_devstack._util import log_excerpt, run_async
 

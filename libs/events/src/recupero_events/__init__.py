@@ -9,8 +9,10 @@ from recupero_events.codec import (
     DecodedEvent,
     EncodedEvent,
     EventDecodeError,
+    cloudevent_headers,
     decode,
     encode,
+    event_type_of,
     partition_key,
 )
 from recupero_events.payloads import (
@@ -21,13 +23,16 @@ from recupero_events.payloads import (
     ContactDetails,
     DebtDocument,
     DebtImported,
+    DebtorAttributes,
     DebtorSegmented,
+    DebtRecordsSubmitted,
     DocumentKind,
     EventPayload,
     MessageSent,
     Money,
     PaymentReceived,
     PromiseRegistered,
+    SubmittedDocument,
 )
 from recupero_events.topics import Topic, dead_letter_topic
 
@@ -39,6 +44,8 @@ __all__ = [
     "ContactDetails",
     "DebtDocument",
     "DebtImported",
+    "DebtRecordsSubmitted",
+    "DebtorAttributes",
     "DebtorSegmented",
     "DecodedEvent",
     "DocumentKind",
@@ -49,9 +56,12 @@ __all__ = [
     "Money",
     "PaymentReceived",
     "PromiseRegistered",
+    "SubmittedDocument",
     "Topic",
+    "cloudevent_headers",
     "dead_letter_topic",
     "decode",
     "encode",
+    "event_type_of",
     "partition_key",
 ]

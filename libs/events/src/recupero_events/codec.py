@@ -5,8 +5,11 @@ Attributes travel as `ce_*` headers, the payload is the JSON value, `content-typ
 ordered on one partition. Any CloudEvents SDK reads these messages.
 """
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 from pydantic import ValidationError
@@ -63,25 +66,72 @@ def encode(
     time: datetime | None = None,
 ) -> EncodedEvent:
     event_id = event_id or str(uuid4())
-    time = (time or datetime.now(UTC)).astimezone(UTC)
-    headers: Headers = [
-        ("ce_specversion", SPEC_VERSION.encode()),
-        ("ce_id", event_id.encode()),
-        ("ce_source", source.encode()),
-        ("ce_type", event_type_of(type(payload)).encode()),
-        ("ce_time", time.isoformat().replace("+00:00", "Z").encode()),
-        ("ce_subject", payload.debtor_id.encode()),
-        (f"ce_{CORRELATION_EXTENSION}", (correlation_id or event_id).encode()),
-        (f"ce_{TENANT_EXTENSION}", payload.tenant_id.encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
     return EncodedEvent(
         topic=payload.topic.value,
         key=partition_key(payload.tenant_id, payload.debtor_id),
         value=payload.model_dump_json().encode(),
-        headers=headers,
+        headers=cloudevent_headers(
+            event_type=event_type_of(type(payload)),
+            event_id=event_id,
+            source=source,
+            time=time or datetime.now(UTC),
+            tenant_id=payload.tenant_id,
+            debtor_id=payload.debtor_id,
+            correlation_id=correlation_id,
+        ),
         event_id=event_id,
     )
+
+
+def cloudevent_headers(
+    *,
+    event_type: str,
+    event_id: str,
+    source: str,
+    time: datetime,
+    tenant_id: str,
+    debtor_id: str,
+    correlation_id: str | None,
+) -> Headers:
+    """The binary-mode attributes of one event. The outbox relay calls this at publish time for
+    rows that were written without a payload model (bulk imports build their JSON in SQL)."""
+    return [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_time", time.astimezone(UTC).isoformat().replace("+00:00", "Z").encode()),
+        ("ce_subject", debtor_id.encode()),
+        (f"ce_{CORRELATION_EXTENSION}", (correlation_id or event_id).encode()),
+        (f"ce_{TENANT_EXTENSION}", tenant_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+
+
+# Upcasters turn a payload of version N into version N+1, keyed by (event type, N). A version whose
+# payloads are already valid in the next one needs no entry (DebtImported v1 -> v2).
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def upcast(model: type[EventPayload], version: int, data: dict[str, Any]) -> dict[str, Any]:
+    while version < model.version:
+        data = UPCASTERS.get((model.event_type, version), _unchanged)(data)
+        version += 1
+    return data
+
+
+def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+def _version_of(ce_type: str, model: type[EventPayload]) -> int:
+    base, _, suffix = ce_type.rpartition(".v")
+    if base != model.event_type or not suffix.isdigit() or not 1 <= int(suffix) <= model.version:
+        raise EventDecodeError(
+            f"type {ce_type!r} on topic {model.topic.value!r}; expected "
+            f"{event_type_of(model)!r} or an earlier version"
+        )
+    return int(suffix)
 
 
 def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
@@ -95,11 +145,7 @@ def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
             raise EventDecodeError(f"missing CloudEvents header {required!r}")
     if attrs["ce_specversion"] != SPEC_VERSION:
         raise EventDecodeError(f"unsupported specversion {attrs['ce_specversion']!r}")
-    expected_type = event_type_of(model)
-    if attrs["ce_type"] != expected_type:
-        raise EventDecodeError(
-            f"type {attrs['ce_type']!r} on topic {topic!r}; expected {expected_type!r}"
-        )
+    version = _version_of(attrs["ce_type"], model)
     try:
         time = datetime.fromisoformat(attrs["ce_time"])
     except ValueError as exc:
@@ -109,8 +155,11 @@ def decode(topic: str, value: bytes | None, headers: Headers) -> DecodedEvent:
     if value is None:
         raise EventDecodeError("message has no value")
     try:
-        payload = model.model_validate_json(value)
-    except ValidationError as exc:
+        if version == model.version:
+            payload = model.model_validate_json(value)
+        else:
+            payload = model.model_validate(upcast(model, version, json.loads(value)))
+    except (ValidationError, ValueError) as exc:
         raise EventDecodeError(f"payload does not match {model.__name__}: {exc}") from exc
     return DecodedEvent(
         event_id=attrs["ce_id"],

@@ -103,8 +103,8 @@ def asyncapi_document() -> dict[str, Any]:
             "description": f"`{event_type_of(model)}` events, keyed by tenant and debtor.",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
-        operations[f"publish{name}"] = {
-            "action": "send",
+        operations[f"{'receive' if model.inbound else 'publish'}{name}"] = {
+            "action": "receive" if model.inbound else "send",
             "channel": {"$ref": f"#/channels/{channel}"},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
         }

@@ -135,7 +135,36 @@ class DebtDocument(BaseModel):
     issued_on: date | None = Field(default=None, description="Issue date, if given.")
     due_on: date = Field(description="Date the document fell or falls due.")
     amount: Money = Field(
-        description="Outstanding amount of the document; negative for a credit note."
+        description="Outstanding amount of the document (principal + interest + fees); "
+        "negative for a credit note."
+    )
+    principal: Money | None = Field(
+        default=None, description="Principal part of `amount`, when the creditor gave a breakdown."
+    )
+    interest: Money | None = Field(
+        default=None,
+        description="Interest part of `amount`: what the creditor reported plus what the tenant's "
+        "interest policy accrued on overdue principal.",
+    )
+    fees: Money | None = Field(
+        default=None, description="Fees and charges part of `amount`, when given."
+    )
+
+
+class DebtorAttributes(BaseModel):
+    """What the creditor tells about the debtor besides the debt, for segmentation."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    zone: str | None = Field(default=None, description="Zone or branch.", examples=["Lima Norte"])
+    customer_type: str | None = Field(
+        default=None, description="Customer type or segment at the creditor.", examples=["PYME"]
+    )
+    risk_score: str | None = Field(
+        default=None, description="Creditor's risk score, as given.", examples=["640"]
+    )
+    custom: dict[str, str] = Field(
+        default_factory=dict, description="Any other column the import profile keeps."
     )
 
 
@@ -147,6 +176,8 @@ class EventPayload(BaseModel):
     topic: ClassVar[Topic]
     event_type: ClassVar[str]
     version: ClassVar[int] = 1
+    # True for events other systems publish TO Recupero (the AsyncAPI "receive" operations).
+    inbound: ClassVar[bool] = False
 
     tenant_id: TenantId
     debtor_id: DebtorId
@@ -157,6 +188,9 @@ class DebtImported(EventPayload):
 
     topic = Topic.DEBT_IMPORTED
     event_type = "com.recupero.debt.imported"
+    # v2: a debtor whose documents were all settled by the creditor has no documents, `change` may
+    # be `settled`, and what changed is listed. Every v1 event is a valid v2 event.
+    version = 2
 
     import_id: UUID = Field(description="Import job that produced this event.")
     as_of: UtcDatetime = Field(
@@ -164,16 +198,37 @@ class DebtImported(EventPayload):
         "instant are not yet reflected in `balance`."
     )
     contact: ContactDetails = Field(description="How to reach the debtor.")
+    attributes: DebtorAttributes | None = Field(
+        default=None, description="Zone, customer type, score and custom attributes, if given."
+    )
     documents: list[DebtDocument] = Field(
-        min_length=1, description="All of the debtor's open documents in this snapshot."
+        description="All of the debtor's open documents after this import; empty when the "
+        "creditor settled them all."
     )
     balance: Money = Field(
         description="Updated total debt: the sum of the documents, credit notes netted."
     )
-    oldest_due_on: date = Field(description="Due date of the oldest unpaid document.")
+    oldest_due_on: date = Field(
+        description="Due date of the oldest document that still owes money; when none does, of "
+        "the oldest document the creditor listed (days past due stop mattering at zero balance)."
+    )
     change: str = Field(
-        pattern=r"^(new|changed)$",
-        description="`new` the first time the debtor is seen, `changed` when the debt moved.",
+        pattern=r"^(new|changed|settled)$",
+        description="`new` the first time the debtor is seen, `changed` when the debt moved, "
+        "`settled` when a full snapshot no longer lists any of the debtor's documents.",
+    )
+    previous_balance: Money | None = Field(
+        default=None, description="Balance before this import; null for a new debtor."
+    )
+    documents_added: list[str] = Field(
+        default_factory=list, description="Documents this import added."
+    )
+    documents_changed: list[str] = Field(
+        default_factory=list, description="Documents whose amount, due date or kind changed."
+    )
+    documents_settled: list[str] = Field(
+        default_factory=list,
+        description="Documents the creditor no longer lists (full-snapshot imports only).",
     )
 
 
@@ -286,6 +341,58 @@ class PaymentReceived(EventPayload):
     received_at: UtcDatetime = Field(description="When the money was received.")
 
 
+class SubmittedDocument(BaseModel):
+    """One debt document as a core system sends it. Values are text, validated by ingest with the
+    same rules as a file, so a bad value becomes a reported rejection, not a lost message."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    document_id: str = Field(min_length=1, description="Creditor's id of the document.")
+    document_type: str | None = Field(
+        default=None,
+        description="`invoice`, `installment`, `credit_note` or `debit_note`; default invoice.",
+    )
+    product: str | None = Field(default=None, description="Product line.")
+    issued_on: str | None = Field(default=None, description="Issue date, YYYY-MM-DD.")
+    due_on: str = Field(description="Due date, YYYY-MM-DD.", examples=["2026-10-31"])
+    amount: str | None = Field(
+        default=None,
+        description="Outstanding total as a decimal string (point separator); or give "
+        "`principal` and optionally `interest` and `fees`.",
+        examples=["1500.75"],
+    )
+    principal: str | None = Field(default=None, description="Principal, decimal string.")
+    interest: str | None = Field(default=None, description="Interest, decimal string.")
+    fees: str | None = Field(default=None, description="Fees, decimal string.")
+    currency: str = Field(description="ISO-4217 currency code.", examples=["PEN"])
+
+
+class DebtRecordsSubmitted(EventPayload):
+    """A core system's current view of one debtor's open documents (inbound to Recupero)."""
+
+    topic = Topic.DEBT_RECORDS
+    event_type = "com.recupero.debt.records.submitted"
+    inbound = True
+
+    name: str = Field(min_length=1, description="Debtor's full name.")
+    email: str | None = Field(default=None, description="Email address.")
+    phone: str | None = Field(
+        default=None, description="Phone number; normalised to E.164 by the debtor's country."
+    )
+    country: str | None = Field(default=None, description="ISO-3166 alpha-2 country.")
+    time_zone: str | None = Field(default=None, description="IANA time zone.")
+    locale: str | None = Field(default=None, description="BCP-47 locale for messages.")
+    zone: str | None = Field(default=None, description="Zone or branch.")
+    customer_type: str | None = Field(default=None, description="Customer type at the creditor.")
+    risk_score: str | None = Field(default=None, description="Creditor's risk score.")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Custom attributes kept for segmentation."
+    )
+    documents: list[SubmittedDocument] = Field(
+        min_length=1, description="The debtor's documents (added to or updating what is known)."
+    )
+
+
 PAYLOAD_BY_TOPIC: dict[Topic, type[EventPayload]] = {
     model.topic: model
     for model in (
@@ -295,5 +402,6 @@ PAYLOAD_BY_TOPIC: dict[Topic, type[EventPayload]] = {
         MessageSent,
         PromiseRegistered,
         PaymentReceived,
+        DebtRecordsSubmitted,
     )
 }

@@ -10,6 +10,8 @@ class Topic(StrEnum):
     MESSAGE_SENT = "message-sent"
     PROMISE_REGISTERED = "promise-registered"
     PAYMENT_RECEIVED = "payment-received"
+    # Inbound: core systems stream their debt records to Recupero on this topic.
+    DEBT_RECORDS = "debt-records"
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -7,9 +7,11 @@ its outbox; the entrypoint (request or message boundary) commits.
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
+from uuid import uuid4
 
 from alembic import command
 from alembic.config import Config
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from recupero_events import EventPayload, encode
+from recupero_events import EventPayload, event_type_of
 from recupero_runtime.tables import inbox_table, outbox_table
 
 
@@ -59,6 +61,11 @@ class Work(Protocol[Repo_co]):
 
     @property
     def repo(self) -> Repo_co: ...
+
+    @property
+    def source(self) -> str:
+        """CloudEvents `source` of the events this unit of work publishes."""
+        ...
 
     def publish(self, payload: EventPayload) -> str: ...
 
@@ -110,20 +117,26 @@ class UnitOfWork(Generic[Repo]):
 
     def publish(self, payload: EventPayload) -> str:
         """Queue an event; it leaves for Kafka only if this transaction commits."""
-        event = encode(
-            payload, source=f"recupero/{self._source}", correlation_id=self.correlation_id
-        )
+        event_id = str(uuid4())
         self._pending.append(
             {
-                "event_id": event.event_id,
+                "event_id": event_id,
                 "tenant_id": payload.tenant_id,
-                "topic": event.topic,
-                "key": event.key,
-                "value": event.value,
-                "headers": [[name, raw.decode()] for name, raw in event.headers],
+                "debtor_id": payload.debtor_id,
+                "topic": payload.topic.value,
+                "event_type": event_type_of(type(payload)),
+                "source": self.source,
+                "correlation_id": self.correlation_id,
+                "occurred_at": datetime.now(UTC),
+                "value": payload.model_dump_json().encode(),
             }
         )
-        return event.event_id
+        return event_id
+
+    @property
+    def source(self) -> str:
+        """CloudEvents `source` of what this unit of work publishes."""
+        return f"recupero/{self._source}"
 
     async def commit(self) -> None:
         published = bool(self._pending)

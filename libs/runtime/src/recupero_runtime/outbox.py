@@ -7,9 +7,11 @@ import zlib
 import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
-from sqlalchemy import select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from recupero_events import cloudevent_headers, partition_key
 from recupero_runtime.db import ServiceSchema
 
 log = structlog.get_logger()
@@ -25,7 +27,7 @@ class OutboxRelay:
         sessions: async_sessionmaker[AsyncSession],
         schema: ServiceSchema,
         poll_interval: float,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
     ) -> None:
         self._sessions = sessions
         self._schema = schema
@@ -63,9 +65,7 @@ class OutboxRelay:
                 return 0
             rows = (
                 await session.execute(
-                    select(
-                        outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers
-                    )
+                    select(outbox)
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
@@ -77,16 +77,26 @@ class OutboxRelay:
                 await producer.send(
                     row.topic,
                     value=row.value,
-                    key=row.key,
-                    headers=[(name, value.encode()) for name, value in row.headers],
+                    key=partition_key(row.tenant_id, row.debtor_id),
+                    headers=cloudevent_headers(
+                        event_type=row.event_type,
+                        event_id=row.event_id,
+                        source=row.source,
+                        time=row.occurred_at,
+                        tenant_id=row.tenant_id,
+                        debtor_id=row.debtor_id,
+                        correlation_id=row.correlation_id,
+                    ),
                 )
                 for row in rows
             ]
             await asyncio.gather(*sends)
             await session.execute(
                 update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=text("now()"))
+                # Exactly the rows sent: a lower id committed later is not yet among them.
+                .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+                .values(published_at=text("now()")),
+                {"ids": [row.id for row in rows]},
             )
             for row in rows:
                 PUBLISHED.labels(row.topic).inc()

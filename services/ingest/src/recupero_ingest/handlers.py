@@ -1,121 +1,208 @@
-"""Ingest's use cases as plain async functions over a unit of work."""
+"""Ingest's use cases as plain async functions over a unit of work.
 
-import csv
-import io
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+A file import is a job: `submit_import` stores the file and returns at once; `run_import` (the
+worker) parses it, COPYs the valid rows into a staging table, and consolidates everything in one
+transaction that also writes the `debt-imported` outbox rows. A worker killed midway leaves no
+trace but the job itself, which another worker resumes from the stored file. Records that come
+through the batch API or the `debt-records` topic take the same path, inline.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
-from recupero_events import DebtImported
 from recupero_ingest.adapters.repository import IngestRepository
-from recupero_ingest.domain.consolidation import consolidate
-from recupero_ingest.domain.rows import DocumentRow, Rejection, missing_columns, parse_row
+from recupero_ingest.adapters.streaming import Batch, parse_chunks
+from recupero_ingest.domain.profiles import ImportProfile, ProfileError, load_profile
+from recupero_ingest.domain.records import RECORDS_PROFILE, record_to_source
+from recupero_ingest.domain.rows import DocumentRow, Rejection, RowParser
 from recupero_runtime.db import Work
 
+MODES = ("incremental", "full")
+Progress = Callable[[int, int], Awaitable[None]]
 
-class UnreadableFile(ValueError):
-    """The file as a whole cannot be imported (encoding, header); nothing was stored."""
+
+class UnknownProfile(LookupError):
+    pass
 
 
 @dataclass(frozen=True)
-class ImportPortfolio:
+class SubmitImport:
     tenant_id: str
     filename: str
-    content: bytes
-    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+    profile_name: str
+    mode: str
+    as_of: datetime
 
 
 @dataclass(frozen=True)
-class ImportSummary:
-    import_id: UUID
-    rows_total: int
-    rows_accepted: int
-    rows_rejected: int
-    debtors_new: int
-    debtors_changed: int
-    debtors_unchanged: int
-    balance_by_currency: dict[str, int]
+class ImportRecords:
+    """Records from a core system (batch API or Kafka), in the canonical field names."""
+
+    tenant_id: str
+    records: list[dict[str, Any]]
+    source: str
+    mode: str
+    as_of: datetime
 
 
-def _read_rows(content: bytes) -> list[dict[str, str]]:
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"file is not UTF-8: byte {exc.start} is invalid") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in reader.fieldnames or []]
-    if not header:
-        raise UnreadableFile("file is empty: expected a CSV header line")
-    missing = missing_columns(header)
-    if missing:
-        raise UnreadableFile(f"header lacks required columns: {', '.join(missing)}")
-    reader.fieldnames = header
-    return list(reader)
+async def resolve_profile(
+    repo: IngestRepository, tenant_id: str, name: str, shipped: dict[str, ImportProfile]
+) -> tuple[ImportProfile, int]:
+    """The tenant's own latest version of `name`, else the profile Recupero ships (version 0)."""
+    stored = await repo.latest_profile(tenant_id, name)
+    if stored is not None:
+        return load_profile(stored["source_text"]), int(stored["version"])
+    if name in shipped:
+        return shipped[name], 0
+    raise UnknownProfile(name)
 
 
-async def import_portfolio(command: ImportPortfolio, uow: Work[IngestRepository]) -> ImportSummary:
-    raw_rows = _read_rows(command.content)
+async def save_profile(
+    uow: Work[IngestRepository], tenant_id: str, name: str, source_text: str
+) -> tuple[ImportProfile, int]:
+    """Validate and store a new version of a tenant's profile (`ProfileError` says where)."""
+    profile = load_profile(source_text)
+    if profile.name != name:
+        raise ProfileError(f"name: the document says {profile.name!r}, the URL {name!r}")
+    version = await uow.repo.save_profile(
+        tenant_id, name, profile.model_dump(mode="json"), source_text
+    )
+    return profile, version
+
+
+async def submit_import(
+    command: SubmitImport,
+    uow: Work[IngestRepository],
+    chunks: AsyncIterator[bytes],
+    shipped: dict[str, ImportProfile],
+) -> UUID:
+    """Keep the file (in the database, so any replica can process it) and queue the job."""
+    if command.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    _, version = await resolve_profile(uow.repo, command.tenant_id, command.profile_name, shipped)
     import_id = uuid4()
-    valid: list[DocumentRow] = []
+    await uow.repo.create_import(
+        import_id=import_id,
+        tenant_id=command.tenant_id,
+        source="file",
+        filename=command.filename,
+        profile_name=command.profile_name,
+        profile_version=version,
+        mode=command.mode,
+        status="received",
+        as_of=command.as_of,
+    )
+    size = 0
+    seq = 0
+    async for chunk in chunks:
+        await uow.repo.store_chunk(import_id, command.tenant_id, seq, chunk)
+        size += len(chunk)
+        seq += 1
+    await uow.repo.set_size(import_id, size)
+    return import_id
+
+
+def _daily_rate(policy: dict[str, Any]) -> Decimal | None:
+    return Decimal(policy["daily_rate"]) if policy.get("kind") == "simple_daily" else None
+
+
+async def _consolidate(
+    uow: Work[IngestRepository],
+    *,
+    import_id: UUID,
+    tenant_id: str,
+    as_of: datetime,
+    mode: str,
+    rows_total: int,
+    correlation_id: str | None,
+) -> dict[str, Any]:
+    report = await uow.repo.consolidate(
+        import_id=import_id,
+        tenant_id=tenant_id,
+        as_of=as_of,
+        full_snapshot=mode == "full",
+        daily_rate=_daily_rate(await uow.repo.interest_policy(tenant_id)),
+        source=uow.source,
+        correlation_id=correlation_id,
+    )
+    report["rows_total"] = rows_total
+    report["rows_accepted"] = rows_total - report["rows_rejected"]
+    await uow.repo.finish_import(import_id, **report)
+    return report
+
+
+async def run_import(
+    job: dict[str, Any],
+    uow: Work[IngestRepository],
+    chunks: AsyncIterator[bytes],
+    progress: Progress,
+    shipped: dict[str, ImportProfile],
+) -> dict[str, Any]:
+    """Parse, stage and consolidate one job in `uow`'s transaction; the caller commits."""
+    profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
+    await uow.repo.prepare_staging()
+    seen = 0
+
+    async def stage(batch: Batch) -> None:
+        nonlocal seen
+        await uow.repo.copy_staged(batch.rows)
+        await uow.repo.copy_rejections(batch.rejections)
+        seen += batch.records_seen
+        await progress(seen, batch.bytes_read)
+
+    rows_total = await parse_chunks(chunks, profile, stage)
+    return await _consolidate(
+        uow,
+        import_id=job["import_id"],
+        tenant_id=job["tenant_id"],
+        as_of=job["as_of"],
+        mode=job["mode"],
+        rows_total=rows_total,
+        correlation_id=str(job["import_id"]),
+    )
+
+
+async def import_records(
+    command: ImportRecords, uow: Work[IngestRepository], correlation_id: str | None
+) -> tuple[UUID, dict[str, Any]]:
+    """Validate and consolidate records inline, with the same rules as a file."""
+    if command.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    import_id = uuid4()
+    await uow.repo.create_import(
+        import_id=import_id,
+        tenant_id=command.tenant_id,
+        source=command.source,
+        filename=f"{command.source}-batch",
+        profile_name=RECORDS_PROFILE.name,
+        profile_version=0,
+        mode=command.mode,
+        status="parsing",
+        as_of=command.as_of,
+    )
+    parser = RowParser(RECORDS_PROFILE)
+    rows: list[DocumentRow] = []
     rejected: list[Rejection] = []
-    # Row 1 is the header, so data rows are numbered as a spreadsheet shows them.
-    for row_number, raw in enumerate(raw_rows, start=2):
-        parsed = parse_row(row_number, raw)
+    for index, record in enumerate(command.records, start=1):
+        parsed = parser.parse(record_to_source(index, record))
         if isinstance(parsed, Rejection):
             rejected.append(parsed)
         else:
-            valid.append(parsed)
-    portfolios, conflicts = consolidate(valid)
-    rejected.extend(conflicts)
-
-    await uow.repo.create_import(command.tenant_id, import_id, command.filename, command.as_of)
-    known = await uow.repo.fingerprints(
-        command.tenant_id, [portfolio.debtor_id for portfolio in portfolios]
-    )
-    changes: Counter[str] = Counter()
-    balances: Counter[str] = Counter()
-    for portfolio in portfolios:
-        balances[portfolio.currency] += portfolio.balance.amount_minor
-        previous = known.get(portfolio.debtor_id)
-        if previous == portfolio.fingerprint():
-            changes["unchanged"] += 1
-            continue
-        change = "new" if previous is None else "changed"
-        changes[change] += 1
-        await uow.repo.save_debtor(command.tenant_id, portfolio, import_id)
-        uow.publish(
-            DebtImported(
-                tenant_id=command.tenant_id,
-                debtor_id=portfolio.debtor_id,
-                import_id=import_id,
-                as_of=command.as_of,
-                contact=portfolio.contact,
-                documents=portfolio.documents,
-                balance=portfolio.balance,
-                oldest_due_on=portfolio.oldest_due_on,
-                change=change,
-            )
-        )
-    await uow.repo.add_rejections(command.tenant_id, import_id, rejected)
-    summary = ImportSummary(
+            rows.append(parsed)
+    await uow.repo.prepare_staging()
+    await uow.repo.copy_staged(rows)
+    await uow.repo.copy_rejections(rejected)
+    report = await _consolidate(
+        uow,
         import_id=import_id,
-        rows_total=len(raw_rows),
-        rows_accepted=len(raw_rows) - len({item.row_number for item in rejected}),
-        rows_rejected=len({item.row_number for item in rejected}),
-        debtors_new=changes["new"],
-        debtors_changed=changes["changed"],
-        debtors_unchanged=changes["unchanged"],
-        balance_by_currency=dict(balances),
+        tenant_id=command.tenant_id,
+        as_of=command.as_of,
+        mode=command.mode,
+        rows_total=len(command.records),
+        correlation_id=correlation_id or str(import_id),
     )
-    await uow.repo.finish_import(
-        import_id,
-        rows_total=summary.rows_total,
-        rows_accepted=summary.rows_accepted,
-        rows_rejected=summary.rows_rejected,
-        debtors_new=summary.debtors_new,
-        debtors_changed=summary.debtors_changed,
-        debtors_unchanged=summary.debtors_unchanged,
-        balance_by_currency=summary.balance_by_currency,
-    )
-    return summary
+    return import_id, report

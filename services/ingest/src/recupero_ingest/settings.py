@@ -4,4 +4,11 @@ from recupero_runtime.settings import ServiceSettings
 class IngestSettings(ServiceSettings):
     service_name: str = "ingest"
     http_port: int = 8001
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    # Uploads are kept in the database in chunks of this size, so any replica can process them.
+    upload_chunk_bytes: int = 8 * 1024 * 1024
+    max_batch_records: int = 10_000
+    import_poll_seconds: float = 1.0
+    # A job whose worker sent no heartbeat for this long is taken over by another worker.
+    import_stale_after_seconds: float = 60.0
+    import_max_attempts: int = 3

@@ -1,17 +1,55 @@
-"""All of ingest's queries. Every statement is scoped by tenant."""
+"""All of ingest's queries. Every statement is scoped by tenant or by an import of one tenant."""
 
-from collections.abc import Iterable
-from datetime import datetime
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recupero_ingest.adapters.tables import debtors, documents, imports, rejections
-from recupero_ingest.domain.consolidation import DebtorPortfolio
-from recupero_ingest.domain.rows import Rejection
+from recupero_ingest.adapters import consolidation_sql as sql
+from recupero_ingest.adapters.tables import (
+    import_chunks,
+    imports,
+    profiles,
+    rejections,
+    tenant_policies,
+)
+from recupero_ingest.domain.rows import DocumentRow, Rejection
+
+
+def staged_record(row: DocumentRow) -> tuple[Any, ...]:
+    return (
+        row.row_number,
+        row.debtor_id,
+        row.name,
+        row.email,
+        row.phone,
+        row.country,
+        row.time_zone,
+        row.locale,
+        row.document_id,
+        row.kind.value,
+        row.product,
+        row.issued_on,
+        row.due_on,
+        row.principal_minor,
+        row.interest_minor,
+        row.fees_minor,
+        row.currency,
+        row.zone,
+        row.customer_type,
+        row.risk_score,
+        json.dumps(row.attributes) if row.attributes else None,
+    )
+
+
+def rejection_record(rejection: Rejection) -> tuple[Any, ...]:
+    return (rejection.row_number, rejection.field, rejection.value, rejection.reason)
 
 
 class IngestRepository:
@@ -20,93 +58,95 @@ class IngestRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_import(
-        self, tenant_id: str, import_id: UUID, filename: str, as_of: datetime
-    ) -> None:
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def create_import(self, **values: Any) -> None:
+        await self.session.execute(imports.insert().values(**values))
+
+    async def store_chunk(self, import_id: UUID, tenant_id: str, seq: int, data: bytes) -> None:
         await self.session.execute(
-            imports.insert().values(
-                import_id=import_id,
-                tenant_id=tenant_id,
-                filename=filename,
-                status="running",
-                as_of=as_of,
+            import_chunks.insert().values(
+                import_id=import_id, tenant_id=tenant_id, seq=seq, data=data
             )
         )
 
-    async def finish_import(self, import_id: UUID, **counts: Any) -> None:
+    async def claim_next_job(self, stale_after: timedelta) -> dict[str, Any] | None:
+        """A received job, or one whose worker stopped sending heartbeats (it died)."""
+        row = (
+            await self.session.execute(
+                select(imports)
+                .where(
+                    imports.c.status.in_(("received", "parsing")),
+                    or_(
+                        imports.c.heartbeat_at.is_(None),
+                        imports.c.heartbeat_at < func.now() - stale_after,
+                    ),
+                )
+                .order_by(imports.c.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        await self.session.execute(
+            update(imports)
+            .where(imports.c.import_id == row.import_id)
+            .values(
+                status="parsing",
+                attempts=imports.c.attempts + 1,
+                heartbeat_at=func.now(),
+                started_at=func.coalesce(imports.c.started_at, func.now()),
+            )
+        )
+        return dict(row._mapping)
+
+    async def set_size(self, import_id: UUID, bytes_total: int) -> None:
+        await self.session.execute(
+            update(imports).where(imports.c.import_id == import_id).values(bytes_total=bytes_total)
+        )
+
+    async def record_progress(self, import_id: UUID, rows_total: int, bytes_processed: int) -> None:
         await self.session.execute(
             update(imports)
             .where(imports.c.import_id == import_id)
-            .values(status="completed", finished_at=func.now(), **counts)
+            .values(rows_total=rows_total, bytes_processed=bytes_processed, heartbeat_at=func.now())
         )
 
-    async def add_rejections(
-        self, tenant_id: str, import_id: UUID, items: Iterable[Rejection]
-    ) -> None:
-        rows = [
-            {
-                "import_id": import_id,
-                "tenant_id": tenant_id,
-                "row_number": item.row_number,
-                "field": item.field,
-                "value": item.value,
-                "reason": item.reason,
-            }
-            for item in items
-        ]
-        if rows:
-            await self.session.execute(insert(rejections).on_conflict_do_nothing(), rows)
+    async def chunks(self, import_id: UUID) -> AsyncIterator[bytes]:
+        seq = 0
+        while True:
+            data = await self.session.scalar(
+                select(import_chunks.c.data).where(
+                    import_chunks.c.import_id == import_id, import_chunks.c.seq == seq
+                )
+            )
+            if data is None:
+                return
+            yield data
+            seq += 1
 
-    async def fingerprints(self, tenant_id: str, debtor_ids: list[str]) -> dict[str, str]:
-        result = await self.session.execute(
-            select(debtors.c.debtor_id, debtors.c.fingerprint).where(
-                debtors.c.tenant_id == tenant_id, debtors.c.debtor_id.in_(debtor_ids)
-            )
+    async def finish_import(self, import_id: UUID, **values: Any) -> None:
+        await self.session.execute(
+            update(imports)
+            .where(imports.c.import_id == import_id)
+            .values(status="completed", finished_at=func.now(), error=None, **values)
         )
-        return {row.debtor_id: row.fingerprint for row in result}
+        # The report and the rejections stay; the file itself is no longer needed.
+        await self.session.execute(
+            delete(import_chunks).where(import_chunks.c.import_id == import_id)
+        )
 
-    async def save_debtor(
-        self, tenant_id: str, portfolio: DebtorPortfolio, import_id: UUID
-    ) -> None:
-        values = {
-            "tenant_id": tenant_id,
-            "debtor_id": portfolio.debtor_id,
-            "contact": portfolio.contact.model_dump(mode="json"),
-            "balance_minor": portfolio.balance.amount_minor,
-            "currency": portfolio.currency,
-            "oldest_due_on": portfolio.oldest_due_on,
-            "fingerprint": portfolio.fingerprint(),
-            "last_import_id": import_id,
-        }
-        upsert = insert(debtors).values(values)
+    async def release_job(self, import_id: UUID) -> None:
         await self.session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[debtors.c.tenant_id, debtors.c.debtor_id],
-                set_={**{key: upsert.excluded[key] for key in values}, "updated_at": func.now()},
-            )
+            update(imports).where(imports.c.import_id == import_id).values(heartbeat_at=None)
         )
-        # A snapshot replaces the debtor's documents: what the creditor no longer lists is gone.
+
+    async def fail_import(self, import_id: UUID, error: str) -> None:
         await self.session.execute(
-            delete(documents).where(
-                documents.c.tenant_id == tenant_id, documents.c.debtor_id == portfolio.debtor_id
-            )
-        )
-        await self.session.execute(
-            documents.insert(),
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "debtor_id": portfolio.debtor_id,
-                    "document_id": doc.document_id,
-                    "kind": doc.kind.value,
-                    "product": doc.product,
-                    "issued_on": doc.issued_on,
-                    "due_on": doc.due_on,
-                    "amount_minor": doc.amount.amount_minor,
-                    "currency": doc.amount.currency,
-                }
-                for doc in portfolio.documents
-            ],
+            update(imports)
+            .where(imports.c.import_id == import_id)
+            .values(status="failed", finished_at=func.now(), error=error)
         )
 
     async def get_import(self, tenant_id: str, import_id: UUID) -> dict[str, Any] | None:
@@ -119,12 +159,131 @@ class IngestRepository:
         ).one_or_none()
         return None if row is None else dict(row._mapping)
 
-    async def list_rejections(self, tenant_id: str, import_id: UUID) -> list[dict[str, Any]]:
+    async def list_rejections(
+        self, tenant_id: str, import_id: UUID, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         result = await self.session.execute(
             select(
                 rejections.c.row_number, rejections.c.field, rejections.c.value, rejections.c.reason
             )
             .where(rejections.c.tenant_id == tenant_id, rejections.c.import_id == import_id)
             .order_by(rejections.c.row_number, rejections.c.field)
+            .limit(limit)
         )
         return [dict(row._mapping) for row in result]
+
+    # --- staging and consolidation (one transaction) -----------------------------------------
+
+    async def prepare_staging(self) -> None:
+        # Timestamps inside the event JSON are rendered by PostgreSQL: in UTC, as the contract says.
+        await self.session.execute(text("SET LOCAL TimeZone = 'UTC'"))
+        for statement in sql.CREATE_STAGED:
+            await self.session.execute(statement)
+
+    async def _driver(self) -> Any:
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        return raw.driver_connection
+
+    async def copy_staged(self, rows: Sequence[DocumentRow]) -> None:
+        if rows:
+            driver = await self._driver()
+            await driver.copy_records_to_table(
+                "staged", records=[staged_record(row) for row in rows], columns=sql.STAGED_COLUMNS
+            )
+
+    async def copy_rejections(self, items: Iterable[Rejection]) -> None:
+        records = [rejection_record(item) for item in items]
+        if records:
+            driver = await self._driver()
+            await driver.copy_records_to_table(
+                "staged_rejections", records=records, columns=sql.REJECTION_COLUMNS
+            )
+
+    async def consolidate(
+        self,
+        *,
+        import_id: UUID,
+        tenant_id: str,
+        as_of: datetime,
+        full_snapshot: bool,
+        daily_rate: Decimal | None,
+        source: str,
+        correlation_id: str | None,
+    ) -> dict[str, Any]:
+        params = {
+            "import_id": str(import_id),
+            "tenant_id": tenant_id,
+            "as_of": as_of,
+            "full_snapshot": full_snapshot,
+            "daily_rate": daily_rate,
+            "source": source,
+            "correlation_id": correlation_id,
+        }
+        for statement in sql.CONSOLIDATION_STEPS:
+            await self.session.execute(
+                statement, {key: params[key] for key in statement.compile().params}
+            )
+        report = (await self.session.execute(sql.REPORT)).one()
+        return dict(report._mapping)
+
+    # --- tenant settings ----------------------------------------------------------------------
+
+    async def interest_policy(self, tenant_id: str) -> dict[str, Any]:
+        policy = await self.session.scalar(
+            select(tenant_policies.c.interest_policy).where(
+                tenant_policies.c.tenant_id == tenant_id
+            )
+        )
+        return policy or {"kind": "none"}
+
+    async def set_interest_policy(self, tenant_id: str, policy: dict[str, Any]) -> None:
+        upsert = insert(tenant_policies).values(tenant_id=tenant_id, interest_policy=policy)
+        await self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[tenant_policies.c.tenant_id],
+                set_={"interest_policy": upsert.excluded.interest_policy, "updated_at": func.now()},
+            )
+        )
+
+    async def latest_profile(self, tenant_id: str, name: str) -> dict[str, Any] | None:
+        row = (
+            await self.session.execute(
+                select(profiles)
+                .where(profiles.c.tenant_id == tenant_id, profiles.c.name == name)
+                .order_by(profiles.c.version.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def list_profiles(self, tenant_id: str) -> list[dict[str, Any]]:
+        result = await self.session.execute(
+            select(profiles.c.name, func.max(profiles.c.version).label("version"))
+            .where(profiles.c.tenant_id == tenant_id)
+            .group_by(profiles.c.name)
+            .order_by(profiles.c.name)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def save_profile(
+        self, tenant_id: str, name: str, document: dict[str, Any], source_text: str
+    ) -> int:
+        """Stores a new version; returns its number. Versions are never overwritten: two
+        concurrent saves of one name collide on the primary key and the second fails."""
+        current = await self.session.scalar(
+            select(func.coalesce(func.max(profiles.c.version), 0)).where(
+                profiles.c.tenant_id == tenant_id, profiles.c.name == name
+            )
+        )
+        version = int(current or 0) + 1
+        await self.session.execute(
+            profiles.insert().values(
+                tenant_id=tenant_id,
+                name=name,
+                version=version,
+                document=document,
+                source_text=source_text,
+            )
+        )
+        return version

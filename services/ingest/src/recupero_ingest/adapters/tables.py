@@ -1,4 +1,12 @@
-"""Ingest's own schema: import jobs, per-row rejections, debtors and documents as received."""
+"""Ingest's own schema.
+
+- `imports`: one row per import job (file, API batch or Kafka batch) with its progress and report.
+- `import_chunks`: the uploaded file itself, in order, so any replica can (re)process the job.
+- (a job's validated rows are COPYed into a temporary table and consolidated in SQL)
+- `rejections`: every row that failed validation, with field, value and reason.
+- `debtors`, `documents`: the portfolio as the creditor last described it.
+- `tenant_policies`: per-tenant settings of ingest (the interest policy).
+"""
 
 from sqlalchemy import (
     BigInteger,
@@ -6,11 +14,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -24,19 +35,44 @@ imports = Table(
     metadata,
     Column("import_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", Text, nullable=False, index=True),
+    Column("source", Text, nullable=False),  # file | api | kafka
     Column("filename", Text, nullable=False),
+    Column("profile_name", Text, nullable=False),
+    Column("profile_version", Integer, nullable=False),
+    Column("mode", Text, nullable=False),  # incremental | full
+    # received -> parsing -> consolidating -> completed | failed
     Column("status", Text, nullable=False),
     Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("bytes_total", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_processed", BigInteger, nullable=False, server_default="0"),
     Column("rows_total", Integer, nullable=False, server_default="0"),
     Column("rows_accepted", Integer, nullable=False, server_default="0"),
     Column("rows_rejected", Integer, nullable=False, server_default="0"),
     Column("debtors_new", Integer, nullable=False, server_default="0"),
     Column("debtors_changed", Integer, nullable=False, server_default="0"),
     Column("debtors_unchanged", Integer, nullable=False, server_default="0"),
+    Column("debtors_settled", Integer, nullable=False, server_default="0"),
     Column("balance_by_currency", JSONB, nullable=False, server_default="{}"),
     Column("error", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("heartbeat_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Index(
+        "imports_pending", "created_at", postgresql_where=text("status IN ('received', 'parsing')")
+    ),
+)
+
+import_chunks = Table(
+    "import_chunks",
+    metadata,
+    Column("import_id", UUID(as_uuid=True), nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("import_id", "seq"),
+    ForeignKeyConstraint(["import_id"], ["ingest.imports.import_id"], ondelete="CASCADE"),
 )
 
 rejections = Table(
@@ -58,6 +94,7 @@ debtors = Table(
     Column("tenant_id", Text, nullable=False),
     Column("debtor_id", Text, nullable=False),
     Column("contact", JSONB, nullable=False),
+    Column("attributes", JSONB, nullable=False),
     Column("balance_minor", BigInteger, nullable=False),
     Column("currency", Text, nullable=False),
     Column("oldest_due_on", Date, nullable=False),
@@ -77,12 +114,34 @@ documents = Table(
     Column("product", Text),
     Column("issued_on", Date),
     Column("due_on", Date, nullable=False),
-    Column("amount_minor", BigInteger, nullable=False),
+    Column("principal_minor", BigInteger, nullable=False),
+    Column("interest_minor", BigInteger, nullable=False),
+    Column("fees_minor", BigInteger, nullable=False),
     Column("currency", Text, nullable=False),
+    # open, or settled: a full snapshot no longer listed it (the creditor settled it)
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("settled_at", DateTime(timezone=True)),
+    Column("last_import_id", UUID(as_uuid=True), nullable=False),
     PrimaryKeyConstraint("tenant_id", "debtor_id", "document_id"),
-    ForeignKeyConstraint(
-        ["tenant_id", "debtor_id"],
-        ["ingest.debtors.tenant_id", "ingest.debtors.debtor_id"],
-        ondelete="CASCADE",
-    ),
+)
+
+tenant_policies = Table(
+    "tenant_policies",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    # {"kind": "none"} or {"kind": "simple_daily", "daily_rate": "0.0005"}
+    Column("interest_policy", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("source_text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "name", "version"),
 )

@@ -1,17 +1,16 @@
 """initial schema
 
-Revision ID: 1f4d3b3f8af3
+Revision ID: d4d1a97460f7
 Revises:
-Create Date: 2026-11-22 21:23:11.474399
+Create Date: 2026-11-22 22:01:26.727770
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-revision: str = "1f4d3b3f8af3"
+revision: str = "d4d1a97460f7"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -47,18 +46,20 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
         sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("debtor_id", sa.Text(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.LargeBinary(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
         sa.Column(
-            "created_at",
+            "occurred_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
         ),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id"),

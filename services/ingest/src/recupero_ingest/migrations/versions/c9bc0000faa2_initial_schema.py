@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: f3bb924f75b4
+Revision ID: c9bc0000faa2
 Revises:
-Create Date: 2026-11-22 21:22:26.611264
+Create Date: 2026-11-22 22:01:46.871128
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "f3bb924f75b4"
+revision: str = "c9bc0000faa2"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Text(), nullable=False),
         sa.Column("debtor_id", sa.Text(), nullable=False),
         sa.Column("contact", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("attributes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("balance_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.Text(), nullable=False),
         sa.Column("oldest_due_on", sa.Date(), nullable=False),
@@ -39,18 +40,44 @@ def upgrade() -> None:
         schema="ingest",
     )
     op.create_table(
+        "documents",
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("debtor_id", sa.Text(), nullable=False),
+        sa.Column("document_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("product", sa.Text(), nullable=True),
+        sa.Column("issued_on", sa.Date(), nullable=True),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("principal_minor", sa.BigInteger(), nullable=False),
+        sa.Column("interest_minor", sa.BigInteger(), nullable=False),
+        sa.Column("fees_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), server_default="open", nullable=False),
+        sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_import_id", sa.UUID(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "debtor_id", "document_id"),
+        schema="ingest",
+    )
+    op.create_table(
         "imports",
         sa.Column("import_id", sa.UUID(), nullable=False),
         sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
         sa.Column("filename", sa.Text(), nullable=False),
+        sa.Column("profile_name", sa.Text(), nullable=False),
+        sa.Column("profile_version", sa.Integer(), nullable=False),
+        sa.Column("mode", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("bytes_total", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("bytes_processed", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("rows_total", sa.Integer(), server_default="0", nullable=False),
         sa.Column("rows_accepted", sa.Integer(), server_default="0", nullable=False),
         sa.Column("rows_rejected", sa.Integer(), server_default="0", nullable=False),
         sa.Column("debtors_new", sa.Integer(), server_default="0", nullable=False),
         sa.Column("debtors_changed", sa.Integer(), server_default="0", nullable=False),
         sa.Column("debtors_unchanged", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("debtors_settled", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
             "balance_by_currency",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -58,15 +85,26 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
         ),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("import_id"),
         schema="ingest",
+    )
+    op.create_index(
+        "imports_pending",
+        "imports",
+        ["created_at"],
+        unique=False,
+        schema="ingest",
+        postgresql_where=sa.text("status IN ('received', 'parsing')"),
     )
     op.create_index(
         op.f("ix_ingest_imports_tenant_id"), "imports", ["tenant_id"], unique=False, schema="ingest"
@@ -74,18 +112,20 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
         sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("debtor_id", sa.Text(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.LargeBinary(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
         sa.Column(
-            "created_at",
+            "occurred_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
         ),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id"),
@@ -115,22 +155,42 @@ def upgrade() -> None:
         schema="ingest",
     )
     op.create_table(
-        "documents",
+        "profiles",
         sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("debtor_id", sa.Text(), nullable=False),
-        sa.Column("document_id", sa.Text(), nullable=False),
-        sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("product", sa.Text(), nullable=True),
-        sa.Column("issued_on", sa.Date(), nullable=True),
-        sa.Column("due_on", sa.Date(), nullable=False),
-        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
-        sa.Column("currency", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id", "debtor_id"],
-            ["ingest.debtors.tenant_id", "ingest.debtors.debtor_id"],
-            ondelete="CASCADE",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("document", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("source_text", sa.Text(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
-        sa.PrimaryKeyConstraint("tenant_id", "debtor_id", "document_id"),
+        sa.PrimaryKeyConstraint("tenant_id", "name", "version"),
+        schema="ingest",
+    )
+    op.create_table(
+        "tenant_policies",
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("interest_policy", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("tenant_id"),
+        schema="ingest",
+    )
+    op.create_table(
+        "import_chunks",
+        sa.Column("import_id", sa.UUID(), nullable=False),
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["import_id"], ["ingest.imports.import_id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("import_id", "seq"),
         schema="ingest",
     )
     op.create_table(
@@ -151,7 +211,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("rejections", schema="ingest")
-    op.drop_table("documents", schema="ingest")
+    op.drop_table("import_chunks", schema="ingest")
+    op.drop_table("tenant_policies", schema="ingest")
+    op.drop_table("profiles", schema="ingest")
     op.drop_table("processed_events", schema="ingest")
     op.drop_index(
         "outbox_unpublished",
@@ -161,6 +223,13 @@ def downgrade() -> None:
     )
     op.drop_table("outbox", schema="ingest")
     op.drop_index(op.f("ix_ingest_imports_tenant_id"), table_name="imports", schema="ingest")
+    op.drop_index(
+        "imports_pending",
+        table_name="imports",
+        schema="ingest",
+        postgresql_where=sa.text("status IN ('received', 'parsing')"),
+    )
     op.drop_table("imports", schema="ingest")
+    op.drop_table("documents", schema="ingest")
     op.drop_table("debtors", schema="ingest")
     # ### end Alembic commands ###

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e7806b4c0442
+Revision ID: 710601db529d
 Revises:
-Create Date: 2026-11-22 21:22:30.399766
+Create Date: 2026-11-22 22:01:16.675318
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "e7806b4c0442"
+revision: str = "710601db529d"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -40,18 +40,20 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
         sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("debtor_id", sa.Text(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.LargeBinary(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
         sa.Column(
-            "created_at",
+            "occurred_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
         ),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id"),

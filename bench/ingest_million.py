@@ -1,0 +1,232 @@
+"""Ingest benchmark: 1,000,000 document rows from CSV to committed PostgreSQL rows and
+`debt-imported` events on Kafka, against two baselines measured in the same run.
+
+    uv run python bench/ingest_million.py [--rows 1000000]
+
+- Baseline 1: PostgreSQL COPY of the same file into a bare table of text columns.
+- Baseline 2: producing as many messages as ingest emits, of the same size, with aiokafka alone.
+- Ingest: the real service (a separate process) takes the upload over HTTP, parses, validates,
+  stages with COPY, consolidates in SQL and relays the events; the clock stops when the last event
+  is on Kafka. Peak RSS of the ingest process is read from /proc.
+- Re-import: the same file again; it must emit no event.
+
+Prints every figure and the ratios; the numbers go to bench/RESULTS.md by hand.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from recupero_devstack._util import free_port
+from recupero_devstack.kafka import KafkaBroker
+from recupero_devstack.postgres import PostgresServer
+from recupero_runtime.auth import hash_api_key
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = (
+    "debtor_id,name,email,phone,country,time_zone,locale,document_id,document_type,product,"
+    "issued_on,due_on,amount,currency\n"
+)
+COUNTRIES = [
+    ("MX", "America/Mexico_City", "es-MX", "MXN", "+52155"),
+    ("CO", "America/Bogota", "es-CO", "COP", "+57300"),
+    ("PE", "America/Lima", "es-PE", "PEN", "+51987"),
+    ("AR", "America/Argentina/Buenos_Aires", "es-AR", "ARS", "+54911"),
+]
+
+
+def write_portfolio(path: Path, rows: int, seed: int = 42) -> tuple[int, int]:
+    """About `rows` rows over rows/3.33 debtors; 5% credit notes, 2% invalid rows.
+    Returns (rows written, debtors)."""
+    rng = random.Random(seed)
+    today = date(2026, 11, 22)
+    written = debtors = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        while written < rows:
+            debtors += 1
+            country, zone, locale, currency, prefix = COUNTRIES[debtors % len(COUNTRIES)]
+            debtor = f"B{debtors:07d}"
+            contact = (
+                f"{debtor},Cliente {debtors},{debtor.lower()}@clientes.example.com,"
+                f"{prefix}{rng.randrange(10**6, 10**7)},{country},{zone},{locale}"
+            )
+            due = today - timedelta(days=rng.randint(-20, 400))
+            for doc in range(rng.choice((2, 3, 3, 4, 5))):
+                roll = rng.random()
+                kind = "credit_note" if roll < 0.05 else "installment"
+                amount = f"{rng.randint(10, 9000)}.{rng.randrange(100):02d}"
+                due_on = (due + timedelta(days=30 * doc)).isoformat()
+                if roll > 0.98:  # an invalid row: an impossible date
+                    due_on = "2026-02-31"
+                out.write(
+                    f"{contact},{debtor}-{doc},{kind},loan,{due.isoformat()},{due_on},"
+                    f"{amount},{currency}\n"
+                )
+                written += 1
+    return written, debtors
+
+
+async def baseline_copy(dsn: str, path: Path) -> float:
+    connection = await asyncpg.connect(dsn)
+    try:
+        columns = HEADER.strip().split(",")
+        await connection.execute(
+            "CREATE TABLE bare_copy (" + ", ".join(f"{c} text" for c in columns) + ")"
+        )
+        started = time.perf_counter()
+        with path.open("rb") as source:
+            await connection.copy_to_table("bare_copy", source=source, format="csv", header=True)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+async def baseline_produce(bootstrap: str, messages: int, size: int) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    value = b"x" * size
+    try:
+        started = time.perf_counter()
+        futures = [
+            await producer.send("bench-baseline", value=value, key=f"bench:{n}".encode())
+            for n in range(messages)
+        ]
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def unpublished(dsn: str) -> int:
+    """Outbox rows not yet acknowledged by Kafka (the relay marks a row once its send is acked)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="recupero-bench-"))
+    csv_path = work / "portfolio.csv"
+    rows, debtors = write_portfolio(csv_path, args.rows)
+    print(f"file: {rows:,} rows, {debtors:,} debtors, {csv_path.stat().st_size / 1e6:.1f} MB")
+
+    postgres = PostgresServer(work / "pg", free_port(), fast=False)
+    kafka = KafkaBroker(work / "kafka", free_port(), free_port(), REPO / ".cache")
+    postgres.start()
+    kafka.start()
+    ingest = None
+    try:
+        postgres.ensure_database("bench")
+        copy_s = await baseline_copy(postgres.dsn_for("bench"), csv_path)
+        print(f"baseline COPY into a bare table: {copy_s:.2f} s ({rows / copy_s:,.0f} rows/s)")
+
+        key = "bench-key"
+        port = free_port()
+        env = {
+            **os.environ,
+            "RECUPERO_DATABASE_URL": postgres.url_for("bench"),
+            "RECUPERO_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "RECUPERO_API_KEYS": json.dumps({hash_api_key(key): "bench-bank"}),
+            "RECUPERO_HTTP_PORT": str(port),
+            "RECUPERO_LOG_LEVEL": "WARNING",
+        }
+        ingest = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "recupero_ingest", env=env
+        )
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=600) as client:
+            while True:
+                try:
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.3)
+            headers = {"Authorization": f"Bearer {key}"}
+            dsn = postgres.dsn_for("bench")
+
+            async def run_import() -> tuple[float, dict[str, Any], int]:
+                started = time.perf_counter()
+                with csv_path.open("rb") as source:
+                    response = await client.post(
+                        f"{url}/v1/portfolios?wait=600",
+                        headers=headers,
+                        files={"file": ("portfolio.csv", source, "text/csv")},
+                    )
+                report = response.json()
+                assert report["status"] == "completed", report
+                expected = (
+                    report["debtors_new"] + report["debtors_changed"] + report["debtors_settled"]
+                )
+                while await unpublished(dsn):
+                    await asyncio.sleep(0.1)
+                return time.perf_counter() - started, report, expected
+
+            elapsed, report, events = await run_import()
+            rss = peak_rss_mb(ingest.pid)
+            print(
+                f"ingest: {elapsed:.2f} s for {rows:,} rows ({rows / elapsed:,.0f} rows/s), "
+                f"{events:,} debt-imported events on Kafka, peak RSS {rss:.0f} MB"
+            )
+            print(
+                f"  accepted {report['rows_accepted']:,}, rejected {report['rows_rejected']:,}, "
+                f"debtors new {report['debtors_new']:,}"
+            )
+            produce_s = await baseline_produce(kafka.bootstrap, events, 900)
+            print(f"baseline aiokafka produce of {events:,} messages: {produce_s:.2f} s")
+
+            again, report2, events2 = await run_import()
+            print(
+                f"re-import of the unchanged file: {again:.2f} s, events {events2}, "
+                f"unchanged debtors {report2['debtors_unchanged']:,}"
+            )
+        print()
+        print(f"ratio ingest / COPY:             {elapsed / copy_s:.1f}x")
+        print(f"ratio ingest / aiokafka produce: {elapsed / produce_s:.1f}x")
+        print(f"ratio ingest / (COPY + produce): {elapsed / (copy_s + produce_s):.1f}x")
+    finally:
+        if ingest is not None:
+            ingest.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(ingest.wait(), 60)
+        kafka.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

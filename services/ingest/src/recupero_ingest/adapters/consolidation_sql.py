@@ -1,0 +1,402 @@
+"""Consolidation of a staged import, done by PostgreSQL in one transaction.
+
+A million rows are grouped, netted, compared with what the creditor said before, and turned into
+`debt-imported` outbox rows without leaving the database: Python would move every row twice.
+The payload JSON built here is exactly `recupero_events.DebtImported` (v2); the contract tests and
+every consumer validate it against that model.
+
+Inputs: the temporary table `staged` (validated rows of this import) and the parameters
+`:import_id`, `:tenant_id`, `:as_of`, `:full_snapshot`, `:daily_rate` (NULL for no interest
+accrual), `:source`, `:correlation_id`.
+"""
+
+from sqlalchemy import TextClause, text
+
+CREATE_STAGED = (
+    text(
+        """
+    CREATE TEMPORARY TABLE staged (
+        row_number integer NOT NULL,
+        debtor_id text NOT NULL,
+        name text NOT NULL,
+        email text,
+        phone text,
+        country text NOT NULL,
+        time_zone text NOT NULL,
+        locale text NOT NULL,
+        document_id text NOT NULL,
+        kind text NOT NULL,
+        product text,
+        issued_on date,
+        due_on date NOT NULL,
+        principal_minor bigint NOT NULL,
+        interest_minor bigint NOT NULL,
+        fees_minor bigint NOT NULL,
+        currency text NOT NULL,
+        zone text,
+        customer_type text,
+        risk_score text,
+        attributes jsonb
+    ) ON COMMIT DROP
+    """
+    ),
+    text(
+        """
+    CREATE TEMPORARY TABLE staged_rejections (
+        row_number integer NOT NULL,
+        field text NOT NULL,
+        value text NOT NULL,
+        reason text NOT NULL
+    ) ON COMMIT DROP
+    """
+    ),
+)
+
+# After the COPY: the lookups below go by debtor and document.
+INDEX_STAGED = text("CREATE INDEX ON staged (debtor_id, document_id)")
+ANALYZE_STAGED = text("ANALYZE staged")
+
+STAGED_COLUMNS = (
+    "row_number",
+    "debtor_id",
+    "name",
+    "email",
+    "phone",
+    "country",
+    "time_zone",
+    "locale",
+    "document_id",
+    "kind",
+    "product",
+    "issued_on",
+    "due_on",
+    "principal_minor",
+    "interest_minor",
+    "fees_minor",
+    "currency",
+    "zone",
+    "customer_type",
+    "risk_score",
+    "attributes",
+)
+REJECTION_COLUMNS = ("row_number", "field", "value", "reason")
+
+# Rows that contradict earlier rows of the same file: a document listed twice, or a debtor whose
+# documents come in two currencies (a balance has one currency). The first row wins.
+REJECT_CONFLICTS = text(
+    """
+    WITH ranked AS (
+        SELECT ctid AS row_id, row_number, debtor_id, document_id, currency,
+               first_value(row_number) OVER same_document AS first_row,
+               first_value(currency) OVER same_debtor AS debtor_currency
+        FROM staged
+        WINDOW same_document AS (PARTITION BY debtor_id, document_id ORDER BY row_number),
+               same_debtor AS (PARTITION BY debtor_id ORDER BY row_number)
+    ), existing AS (
+        SELECT debtor_id, currency FROM ingest.debtors WHERE tenant_id = :tenant_id
+    ), bad AS (
+        SELECT r.row_id, r.row_number,
+               CASE WHEN r.first_row <> r.row_number THEN 'document_id' ELSE 'currency' END AS field,
+               CASE WHEN r.first_row <> r.row_number THEN r.document_id ELSE r.currency END AS value,
+               CASE
+                   WHEN r.first_row <> r.row_number THEN
+                       'document ' || r.document_id || ' of debtor ' || r.debtor_id
+                       || ' is already at row ' || r.first_row
+                   WHEN r.currency <> r.debtor_currency THEN
+                       'debtor ' || r.debtor_id || ' has documents in ' || r.debtor_currency
+                       || ' in this file'
+                   ELSE 'debtor ' || r.debtor_id || ' is kept in ' || e.currency
+                       || '; an incremental import cannot add ' || r.currency
+               END AS reason
+        FROM ranked r LEFT JOIN existing e ON e.debtor_id = r.debtor_id
+        WHERE r.first_row <> r.row_number
+           OR r.currency <> r.debtor_currency
+           OR (NOT :full_snapshot AND e.currency IS NOT NULL AND e.currency <> r.currency)
+    ), recorded AS (
+        INSERT INTO staged_rejections (row_number, field, value, reason)
+        SELECT row_number, field, value, reason FROM bad
+    )
+    DELETE FROM staged s USING bad WHERE s.ctid = bad.row_id
+    """
+)
+
+# The debtor's documents after this import: the file's rows, plus (incremental mode) the open
+# documents the file did not mention. Interest accrues on overdue principal at the tenant's daily
+# rate, counted in the debtor's own calendar, rounded half-even to the minor unit.
+BUILD_NEW_DOCUMENTS = text(
+    """
+    CREATE TEMPORARY TABLE new_documents ON COMMIT DROP AS
+    WITH file_debtors AS (
+        SELECT DISTINCT ON (debtor_id) debtor_id, time_zone
+        FROM staged ORDER BY debtor_id, row_number DESC
+    ), listed AS (
+        SELECT debtor_id, document_id, kind, product, issued_on, due_on,
+               principal_minor, interest_minor, fees_minor, currency, time_zone
+        FROM staged
+        UNION ALL
+        SELECT d.debtor_id, d.document_id, d.kind, d.product, d.issued_on, d.due_on,
+               d.principal_minor, d.interest_minor, d.fees_minor, d.currency, f.time_zone
+        FROM ingest.documents d
+        JOIN file_debtors f ON f.debtor_id = d.debtor_id
+        WHERE NOT :full_snapshot AND d.tenant_id = :tenant_id AND d.status = 'open'
+          AND NOT EXISTS (
+              SELECT 1 FROM staged s
+              WHERE s.debtor_id = d.debtor_id AND s.document_id = d.document_id
+          )
+    )
+    SELECT debtor_id, document_id, kind, product, issued_on, due_on, principal_minor,
+           interest_minor, fees_minor, currency,
+           CASE
+               WHEN CAST(:daily_rate AS numeric) IS NULL OR kind = 'credit_note'
+                    OR principal_minor <= 0 THEN 0
+               ELSE round(
+                   principal_minor * CAST(:daily_rate AS numeric)
+                   * greatest(0, (CAST(:as_of AS timestamptz) AT TIME ZONE time_zone)::date - due_on)
+               )::bigint
+           END AS accrued_minor
+    FROM listed
+    """
+)
+
+# One row per debtor whose state this import decides: the file's debtors, and (full snapshot)
+# every debtor with open documents that the file no longer lists.
+BUILD_NEW_STATE = text(
+    """
+    CREATE TEMPORARY TABLE new_state ON COMMIT DROP AS
+    WITH contact_rows AS (
+        SELECT DISTINCT ON (debtor_id) *
+        FROM staged ORDER BY debtor_id, row_number DESC
+    ), file_state AS (
+        SELECT c.debtor_id,
+               jsonb_build_object(
+                   'name', c.name, 'email', c.email, 'phone', c.phone, 'country', c.country,
+                   'time_zone', c.time_zone, 'locale', c.locale
+               ) AS contact,
+               jsonb_build_object(
+                   'zone', c.zone, 'customer_type', c.customer_type, 'risk_score', c.risk_score,
+                   'custom', coalesce(c.attributes, '{}'::jsonb)
+               ) AS attributes,
+               c.currency
+        FROM contact_rows c
+    ), dropped AS (
+        SELECT d.debtor_id, d.contact, d.attributes, d.currency
+        FROM ingest.debtors d
+        WHERE :full_snapshot AND d.tenant_id = :tenant_id
+          AND NOT EXISTS (SELECT 1 FROM file_state f WHERE f.debtor_id = d.debtor_id)
+          AND EXISTS (
+              SELECT 1 FROM ingest.documents o
+              WHERE o.tenant_id = d.tenant_id AND o.debtor_id = d.debtor_id AND o.status = 'open'
+          )
+    ), decided AS (
+        SELECT * FROM file_state UNION ALL SELECT * FROM dropped
+    ), totals AS (
+        SELECT n.debtor_id,
+               jsonb_agg(
+                   jsonb_build_object(
+                       'document_id', n.document_id,
+                       'kind', n.kind,
+                       'product', n.product,
+                       'issued_on', n.issued_on,
+                       'due_on', n.due_on,
+                       'amount', jsonb_build_object(
+                           'amount_minor', n.principal_minor + n.interest_minor + n.accrued_minor
+                                           + n.fees_minor,
+                           'currency', n.currency),
+                       'principal', jsonb_build_object(
+                           'amount_minor', n.principal_minor, 'currency', n.currency),
+                       'interest', jsonb_build_object(
+                           'amount_minor', n.interest_minor + n.accrued_minor,
+                           'currency', n.currency),
+                       'fees', jsonb_build_object(
+                           'amount_minor', n.fees_minor, 'currency', n.currency)
+                   ) ORDER BY n.document_id
+               ) AS documents,
+               sum(n.principal_minor + n.interest_minor + n.accrued_minor + n.fees_minor)::bigint
+                   AS balance_minor,
+               coalesce(
+                   min(n.due_on) FILTER (
+                       WHERE n.principal_minor + n.interest_minor + n.accrued_minor + n.fees_minor > 0
+                   ),
+                   min(n.due_on)
+               ) AS oldest_due_on
+        FROM new_documents n
+        GROUP BY n.debtor_id
+    )
+    SELECT d.debtor_id, d.contact, d.attributes, d.currency,
+           coalesce(t.documents, '[]'::jsonb) AS documents,
+           coalesce(t.balance_minor, 0) AS balance_minor,
+           coalesce(
+               t.oldest_due_on,
+               (SELECT min(o.due_on) FROM ingest.documents o
+                WHERE o.tenant_id = :tenant_id AND o.debtor_id = d.debtor_id)
+           ) AS oldest_due_on,
+           md5(d.contact::text || d.attributes::text || coalesce(t.documents, '[]'::jsonb)::text)
+               AS fingerprint,
+           p.fingerprint AS previous_fingerprint,
+           p.balance_minor AS previous_balance_minor,
+           p.currency AS previous_currency
+    FROM decided d
+    LEFT JOIN totals t ON t.debtor_id = d.debtor_id
+    LEFT JOIN ingest.debtors p ON p.tenant_id = :tenant_id AND p.debtor_id = d.debtor_id
+    """
+)
+ANALYZE_NEW_STATE = text("ANALYZE new_state")
+
+# Per changed debtor, which documents were added, changed, or settled by the creditor.
+BUILD_DOCUMENT_CHANGES = text(
+    """
+    CREATE TEMPORARY TABLE document_changes ON COMMIT DROP AS
+    WITH changed AS (
+        SELECT debtor_id FROM new_state
+        WHERE previous_fingerprint IS DISTINCT FROM fingerprint
+    ), old AS (
+        SELECT o.* FROM ingest.documents o JOIN changed c USING (debtor_id)
+        WHERE o.tenant_id = :tenant_id AND o.status = 'open'
+    ), new AS (
+        SELECT n.* FROM new_documents n JOIN changed c USING (debtor_id)
+    )
+    SELECT coalesce(new.debtor_id, old.debtor_id) AS debtor_id,
+           coalesce(new.document_id, old.document_id) AS document_id,
+           CASE
+               WHEN old.document_id IS NULL THEN 'added'
+               WHEN new.document_id IS NULL THEN 'settled'
+               ELSE 'changed'
+           END AS change
+    FROM new FULL JOIN old
+      ON old.debtor_id = new.debtor_id AND old.document_id = new.document_id
+    WHERE old.document_id IS NULL OR new.document_id IS NULL
+       OR (old.kind, old.product, old.issued_on, old.due_on, old.principal_minor,
+           old.interest_minor, old.fees_minor, old.currency)
+          IS DISTINCT FROM
+          (new.kind, new.product, new.issued_on, new.due_on, new.principal_minor,
+           new.interest_minor, new.fees_minor, new.currency)
+    """
+)
+
+WRITE_DEBTORS = text(
+    """
+    INSERT INTO ingest.debtors AS d (tenant_id, debtor_id, contact, attributes, balance_minor,
+                                     currency, oldest_due_on, fingerprint, last_import_id)
+    SELECT :tenant_id, debtor_id, contact, attributes, balance_minor, currency, oldest_due_on,
+           fingerprint, :import_id
+    FROM new_state
+    WHERE previous_fingerprint IS DISTINCT FROM fingerprint
+    ON CONFLICT (tenant_id, debtor_id) DO UPDATE SET
+        contact = excluded.contact, attributes = excluded.attributes,
+        balance_minor = excluded.balance_minor, currency = excluded.currency,
+        oldest_due_on = excluded.oldest_due_on, fingerprint = excluded.fingerprint,
+        last_import_id = excluded.last_import_id, updated_at = now()
+    """
+)
+
+WRITE_DOCUMENTS = text(
+    """
+    WITH changed AS (
+        SELECT debtor_id FROM new_state WHERE previous_fingerprint IS DISTINCT FROM fingerprint
+    ), settled AS (
+        UPDATE ingest.documents o SET status = 'settled', settled_at = now(),
+                                      last_import_id = :import_id
+        FROM document_changes c
+        WHERE c.change = 'settled' AND o.tenant_id = :tenant_id
+          AND o.debtor_id = c.debtor_id AND o.document_id = c.document_id
+    )
+    INSERT INTO ingest.documents AS o (tenant_id, debtor_id, document_id, kind, product,
+                                       issued_on, due_on, principal_minor, interest_minor,
+                                       fees_minor, currency, status, settled_at, last_import_id)
+    SELECT :tenant_id, n.debtor_id, n.document_id, n.kind, n.product, n.issued_on, n.due_on,
+           n.principal_minor, n.interest_minor, n.fees_minor, n.currency, 'open', NULL, :import_id
+    FROM new_documents n JOIN changed USING (debtor_id)
+    ON CONFLICT (tenant_id, debtor_id, document_id) DO UPDATE SET
+        kind = excluded.kind, product = excluded.product, issued_on = excluded.issued_on,
+        due_on = excluded.due_on, principal_minor = excluded.principal_minor,
+        interest_minor = excluded.interest_minor, fees_minor = excluded.fees_minor,
+        currency = excluded.currency, status = 'open', settled_at = NULL,
+        last_import_id = excluded.last_import_id
+    """
+)
+
+# The `debt-imported` events, straight into the outbox with their CloudEvents attributes.
+WRITE_EVENTS = text(
+    """
+    WITH changes AS (
+        SELECT debtor_id,
+               coalesce(jsonb_agg(document_id ORDER BY document_id)
+                        FILTER (WHERE change = 'added'), '[]') AS added,
+               coalesce(jsonb_agg(document_id ORDER BY document_id)
+                        FILTER (WHERE change = 'changed'), '[]') AS changed,
+               coalesce(jsonb_agg(document_id ORDER BY document_id)
+                        FILTER (WHERE change = 'settled'), '[]') AS settled
+        FROM document_changes GROUP BY debtor_id
+    )
+    INSERT INTO ingest.outbox (event_id, tenant_id, debtor_id, topic, event_type, source,
+                               correlation_id, occurred_at, value)
+    SELECT gen_random_uuid(), :tenant_id, s.debtor_id, 'debt-imported',
+           'com.recupero.debt.imported.v2', :source, :correlation_id, now(),
+           convert_to(jsonb_build_object(
+               'tenant_id', CAST(:tenant_id AS text),
+               'debtor_id', s.debtor_id,
+               'import_id', CAST(:import_id AS text),
+               'as_of', to_jsonb(CAST(:as_of AS timestamptz)),
+               'contact', s.contact,
+               'attributes', s.attributes,
+               'documents', s.documents,
+               'balance', jsonb_build_object('amount_minor', s.balance_minor,
+                                             'currency', s.currency),
+               'oldest_due_on', s.oldest_due_on,
+               'change', CASE
+                   WHEN s.previous_fingerprint IS NULL THEN 'new'
+                   WHEN jsonb_array_length(s.documents) = 0 THEN 'settled'
+                   ELSE 'changed' END,
+               'previous_balance', CASE WHEN s.previous_fingerprint IS NULL THEN NULL ELSE
+                   jsonb_build_object('amount_minor', s.previous_balance_minor,
+                                      'currency', s.previous_currency) END,
+               'documents_added', coalesce(c.added, '[]'),
+               'documents_changed', coalesce(c.changed, '[]'),
+               'documents_settled', coalesce(c.settled, '[]')
+           )::text, 'UTF8')
+    FROM new_state s LEFT JOIN changes c USING (debtor_id)
+    WHERE s.previous_fingerprint IS DISTINCT FROM s.fingerprint
+    ORDER BY s.debtor_id
+    """
+)
+
+KEEP_REJECTIONS = text(
+    """
+    INSERT INTO ingest.rejections (import_id, tenant_id, row_number, field, value, reason)
+    SELECT :import_id, :tenant_id, row_number, field, value, reason FROM staged_rejections
+    ON CONFLICT DO NOTHING
+    """
+)
+
+REPORT = text(
+    """
+    SELECT
+        (SELECT count(*) FROM new_state WHERE previous_fingerprint IS NULL) AS debtors_new,
+        (SELECT count(*) FROM new_state
+         WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
+           AND jsonb_array_length(documents) > 0) AS debtors_changed,
+        (SELECT count(*) FROM new_state WHERE previous_fingerprint = fingerprint)
+            AS debtors_unchanged,
+        (SELECT count(*) FROM new_state
+         WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
+           AND jsonb_array_length(documents) = 0) AS debtors_settled,
+        (SELECT count(DISTINCT row_number) FROM staged_rejections) AS rows_rejected,
+        (SELECT coalesce(jsonb_object_agg(currency, total), '{}'::jsonb) FROM (
+            SELECT currency, sum(balance_minor)::bigint AS total FROM new_state
+            WHERE jsonb_array_length(documents) > 0 GROUP BY currency) b) AS balance_by_currency
+    """
+)
+
+CONSOLIDATION_STEPS: tuple[TextClause, ...] = (
+    INDEX_STAGED,
+    ANALYZE_STAGED,
+    REJECT_CONFLICTS,
+    BUILD_NEW_DOCUMENTS,
+    BUILD_NEW_STATE,
+    ANALYZE_NEW_STATE,
+    BUILD_DOCUMENT_CHANGES,
+    WRITE_DEBTORS,
+    WRITE_DOCUMENTS,
+    WRITE_EVENTS,
+    KEEP_REJECTIONS,
+)

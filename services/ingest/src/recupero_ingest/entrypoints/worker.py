@@ -1,0 +1,109 @@
+"""The import worker: claims queued (or abandoned) jobs and runs them, one at a time per replica.
+
+A job whose worker died is recognised by its stale heartbeat and resumed from the stored file;
+since a job's rows, debtors and events are committed in one transaction, the rerun starts clean.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from recupero_ingest import handlers
+from recupero_ingest.adapters.repository import IngestRepository
+from recupero_ingest.domain.profiles import ImportProfile, ProfileError
+from recupero_ingest.domain.reading import UnreadableFile
+from recupero_ingest.settings import IngestSettings
+from recupero_runtime.service import Service
+
+log = structlog.get_logger()
+
+
+class ImportWorker:
+    def __init__(
+        self,
+        service: Service[IngestRepository],
+        settings: IngestSettings,
+        shipped: dict[str, ImportProfile],
+    ) -> None:
+        self._service = service
+        self._settings = settings
+        self._shipped = shipped
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """A job was just queued in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        stale_after = timedelta(seconds=self._settings.import_stale_after_seconds)
+        while True:
+            async with self._service.unit_of_work() as uow:
+                job = await uow.repo.claim_next_job(stale_after)
+                await uow.commit()
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.import_poll_seconds)
+                self._wake.clear()
+                continue
+            await self._run(job)
+
+    async def _run(self, job: dict[str, Any]) -> None:
+        import_id: UUID = job["import_id"]
+        with structlog.contextvars.bound_contextvars(
+            import_id=str(import_id), tenant_id=job["tenant_id"]
+        ):
+            log.info("import_started", attempt=job["attempts"] + 1, profile=job["profile_name"])
+            try:
+                async with self._service.unit_of_work(str(import_id)) as uow:
+                    report = await handlers.run_import(
+                        job, uow, self._chunks(import_id), self._progress(import_id), self._shipped
+                    )
+                    await uow.commit()
+            except (UnreadableFile, ProfileError, handlers.UnknownProfile) as exc:
+                # The file itself is unusable: retrying cannot help. Nothing was imported.
+                await self._fail(import_id, f"{type(exc).__name__}: {exc}")
+                return
+            except Exception as exc:
+                log.exception("import_failed")
+                if job["attempts"] + 1 >= self._settings.import_max_attempts:
+                    await self._fail(
+                        import_id, f"gave up after {job['attempts'] + 1} attempts: {exc}"
+                    )
+                else:
+                    await self._release(import_id)
+                return
+            log.info(
+                "import_completed",
+                **{k: v for k, v in report.items() if k != "balance_by_currency"},
+            )
+
+    async def _chunks(self, import_id: UUID) -> AsyncIterator[bytes]:
+        # Its own connection: the job's transaction is busy with COPY meanwhile.
+        async with self._service.unit_of_work() as reader:
+            async for chunk in reader.repo.chunks(import_id):
+                yield chunk
+
+    def _progress(self, import_id: UUID) -> handlers.Progress:
+        async def record(rows: int, bytes_read: int) -> None:
+            async with self._service.unit_of_work() as uow:
+                await uow.repo.record_progress(import_id, rows, bytes_read)
+                await uow.commit()
+
+        return record
+
+    async def _fail(self, import_id: UUID, error: str) -> None:
+        log.warning("import_rejected", error=error)
+        async with self._service.unit_of_work() as uow:
+            await uow.repo.fail_import(import_id, error)
+            await uow.commit()
+
+    async def _release(self, import_id: UUID) -> None:
+        """Let any worker retry it now."""
+        async with self._service.unit_of_work() as uow:
+            await uow.repo.release_job(import_id)
+            await uow.commit()

@@ -1,0 +1,296 @@
+"""The ingest pipeline on a real PostgreSQL and Kafka: files, re-imports, incremental and full
+snapshots, the batch API, the `debt-records` topic and the interest policy."""
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from recupero_devstack.sample import sample_portfolio
+from recupero_events import DebtImported, DebtRecordsSubmitted, SubmittedDocument, encode
+from recupero_ingest.adapters.repository import IngestRepository
+from recupero_ingest.bootstrap import bootstrap
+from recupero_ingest.settings import IngestSettings
+from recupero_runtime.auth import hash_api_key
+from recupero_runtime.service import Service
+
+pytestmark = pytest.mark.integration
+
+AS_OF = "2026-11-20T12:00:00+00:00"
+
+
+@dataclass
+class Ingest:
+    service: Service[IngestRepository]
+    client: httpx.AsyncClient
+    tenant_id: str
+
+    async def upload(self, content: str, **form: str) -> dict[str, Any]:
+        response = await self.client.post(
+            "/v1/portfolios?wait=60",
+            files={"file": ("cartera.csv", content.encode(), "text/csv")},
+            data={"as_of": AS_OF, **form},
+        )
+        assert response.status_code == 202, response.text
+        report: dict[str, Any] = response.json()
+        assert report["status"] == "completed", report
+        return report
+
+    async def events(self) -> list[DebtImported]:
+        """This tenant's `debt-imported` events, in the order they were written."""
+        async with self.service.unit_of_work() as uow:
+            rows = await uow.session.execute(
+                text(
+                    "SELECT value FROM ingest.outbox WHERE tenant_id = :t AND topic = "
+                    "'debt-imported' ORDER BY id"
+                ),
+                {"t": self.tenant_id},
+            )
+            return [DebtImported.model_validate_json(row.value) for row in rows]
+
+
+@pytest.fixture
+async def ingest(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Ingest]:
+    tenant = f"bank-{uuid4().hex[:8]}"
+    settings = IngestSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        api_keys={hash_api_key("k"): tenant},
+        log_level="WARNING",
+        import_poll_seconds=0.1,
+    )
+    service, app = bootstrap(settings)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ingest",
+            headers={"Authorization": "Bearer k"},
+            timeout=120,
+        ) as client:
+            yield Ingest(service, client, tenant)
+    finally:
+        await service.stop()
+
+
+def rows_of(content: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(content)))
+
+
+def to_csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+async def test_a_file_is_imported_reported_and_its_rejections_downloadable(ingest: Ingest) -> None:
+    content = sample_portfolio(20, seed=3, invalid_rows=3, id_prefix="P")
+    report = await ingest.upload(content)
+    valid = [r for r in rows_of(content) if r["debtor_id"].startswith("P")]
+    assert (report["rows_total"], report["rows_rejected"]) == (len(valid) + 3, 3)
+    assert report["debtors_new"] == 20
+    expected: dict[str, int] = {}
+    for row in valid:
+        sign = -1 if row["document_type"] == "credit_note" else 1
+        exponent = 0 if row["currency"] == "CLP" else 2
+        minor = int(Decimal(row["amount"]).scaleb(exponent))
+        expected[row["currency"]] = expected.get(row["currency"], 0) + sign * minor
+    assert report["balance_by_currency"] == expected
+
+    events = await ingest.events()
+    assert sorted(e.debtor_id for e in events) == [f"P{n:06d}" for n in range(1, 21)]
+    assert all(e.change == "new" and e.documents_added for e in events)
+
+    downloaded = await ingest.client.get(report["rejections_csv"])
+    assert downloaded.status_code == 200
+    lines = list(csv.reader(io.StringIO(downloaded.text)))
+    assert lines[0] == ["row_number", "field", "value", "reason"]
+    assert [line[1] for line in lines[1:]] == ["email", "due_on", "amount"]
+
+
+async def test_the_same_file_twice_changes_nothing_and_emits_nothing(ingest: Ingest) -> None:
+    content = sample_portfolio(15, seed=4, id_prefix="R")
+    await ingest.upload(content)
+    again = await ingest.upload(content)
+    assert (again["debtors_new"], again["debtors_changed"], again["debtors_unchanged"]) == (
+        0,
+        0,
+        15,
+    )
+    assert len(await ingest.events()) == 15
+
+
+async def test_a_new_snapshot_emits_only_what_changed_and_says_what(ingest: Ingest) -> None:
+    rows = rows_of(sample_portfolio(10, seed=5, id_prefix="S"))
+    await ingest.upload(to_csv(rows))
+    first = next(r for r in rows if r["debtor_id"] == "S000002")
+    first["amount"] = "1.00" if first["currency"] != "CLP" else "1"
+    added = {**first, "document_id": "S000002-NEW", "due_on": "2026-12-01"}
+    report = await ingest.upload(to_csv([*rows, added]))
+    assert (report["debtors_changed"], report["debtors_unchanged"]) == (1, 9)
+    [event] = (await ingest.events())[10:]
+    assert event.debtor_id == "S000002" and event.change == "changed"
+    assert event.documents_added == ["S000002-NEW"]
+    assert event.documents_changed == [first["document_id"]]
+    assert event.previous_balance is not None
+    assert event.balance.amount_minor == sum(d.amount.amount_minor for d in event.documents)
+
+
+async def test_a_full_snapshot_settles_what_the_creditor_no_longer_lists(ingest: Ingest) -> None:
+    rows = rows_of(sample_portfolio(6, seed=6, id_prefix="F"))
+    await ingest.upload(to_csv(rows), mode="full")
+    remaining = [r for r in rows if r["debtor_id"] != "F000003"]
+    report = await ingest.upload(to_csv(remaining), mode="full")
+    assert (report["debtors_settled"], report["debtors_unchanged"]) == (1, 5)
+    [settled] = (await ingest.events())[6:]
+    assert (settled.debtor_id, settled.change, settled.balance.amount_minor) == (
+        "F000003",
+        "settled",
+        0,
+    )
+    assert settled.documents == []
+    assert settled.documents_settled == sorted(
+        r["document_id"] for r in rows if r["debtor_id"] == "F000003"
+    )
+    # An incremental import of the same rows would have settled nothing.
+    again = await ingest.upload(to_csv(remaining))
+    assert again["debtors_settled"] == 0
+
+
+async def test_batch_records_take_the_same_path_and_are_idempotent(ingest: Ingest) -> None:
+    records = [
+        {
+            "debtor_id": "A1",
+            "name": "Ana Pérez",
+            "email": "ana@example.com",
+            "country": "PE",
+            "document_id": "A1-1",
+            "due_on": "2026-10-01",
+            "principal": "100.50",
+            "interest": "4.25",
+            "fees": "1.00",
+            "currency": "PEN",
+        },
+        {
+            "debtor_id": "A1",
+            "name": "Ana Pérez",
+            "country": "PE",
+            "document_id": "A1-2",
+            "due_on": "2026-11-01",
+            "amount": "50.00",
+            "currency": "PEN",
+        },
+        {
+            "debtor_id": "A2",
+            "name": "Bad Date",
+            "country": "PE",
+            "document_id": "A2-1",
+            "due_on": "01/11/2026",
+            "amount": "50.00",
+            "currency": "PEN",
+        },
+    ]
+    response = await ingest.client.post(
+        "/v1/debts:batch", json={"records": records, "as_of": AS_OF}
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows_accepted"], report["rows_rejected"], report["debtors_new"]) == (2, 1, 1)
+    assert report["rejections"][0]["field"] == "due_on"
+    [event] = await ingest.events()
+    assert event.balance.amount_minor == 10050 + 425 + 100 + 5000
+    assert event.contact.time_zone == "America/Lima"
+    again = await ingest.client.post(
+        "/v1/debts:batch", json={"records": records[:2], "as_of": AS_OF}
+    )
+    assert again.json()["debtors_unchanged"] == 1
+    assert len(await ingest.events()) == 1
+
+
+async def test_records_streamed_on_kafka_are_imported(ingest: Ingest, kafka_bootstrap: str) -> None:
+    message = DebtRecordsSubmitted(
+        tenant_id=ingest.tenant_id,
+        debtor_id="K1",
+        name="Luis Gómez",
+        phone="300 123 4567",
+        country="CO",
+        documents=[
+            SubmittedDocument(
+                document_id="K1-1", due_on="2026-09-30", amount="250000.00", currency="COP"
+            )
+        ],
+    )
+    encoded = encode(message, source="core-banking")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            encoded.topic, encoded.value, key=encoded.key, headers=encoded.headers
+        )
+    finally:
+        await producer.stop()
+    async with asyncio.timeout(60):
+        while not (events := await ingest.events()):
+            await asyncio.sleep(0.2)
+    [event] = events
+    assert (event.debtor_id, event.balance.amount_minor, event.contact.phone) == (
+        "K1",
+        25_000_000,
+        "+573001234567",
+    )
+
+
+async def test_the_interest_policy_accrues_on_overdue_principal(ingest: Ingest) -> None:
+    policy = await ingest.client.put(
+        "/v1/settings/interest", json={"kind": "simple_daily", "daily_rate": "0.001"}
+    )
+    assert policy.status_code == 200, policy.text
+    record = {
+        "debtor_id": "I1",
+        "name": "Ines",
+        "country": "MX",
+        "document_id": "I1-1",
+        "due_on": "2026-11-10",
+        "principal": "1000.00",
+        "currency": "MXN",
+    }
+    # 10 days overdue on 2026-11-20 in Mexico City: 1000.00 * 0.001 * 10 = 10.00
+    response = await ingest.client.post(
+        "/v1/debts:batch", json={"records": [record], "as_of": AS_OF}
+    )
+    assert response.status_code == 200, response.text
+    [event] = await ingest.events()
+    [document] = event.documents
+    assert document.interest is not None and document.interest.amount_minor == 1000
+    assert event.balance.amount_minor == 100_000 + 1000
+
+
+async def test_bad_input_is_refused_with_a_reason(ingest: Ingest) -> None:
+    unknown = await ingest.client.post(
+        "/v1/portfolios", files={"file": ("x.csv", b"a,b\n1,2\n")}, data={"profile": "nope"}
+    )
+    assert unknown.status_code == 422 and "nope" in unknown.text
+    response = await ingest.client.post(
+        "/v1/portfolios?wait=30", files={"file": ("x.csv", b"a,b\n1,2\n")}
+    )
+    report = response.json()
+    assert report["status"] == "failed" and "debtor_id" in report["error"]
+    assert (await ingest.client.get(f"/v1/imports/{uuid4()}")).status_code == 404
+    bad_profile = await ingest.client.put(
+        "/v1/profiles/mine",
+        content=json.dumps({"name": "mine", "format": "csv"}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert bad_profile.status_code == 422 and "columns" in bad_profile.text
