@@ -164,7 +164,7 @@ async def main() -> None:
             "RECUPERO_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
             "RECUPERO_API_KEYS": json.dumps({hash_api_key(key): "bench-bank"}),
             "RECUPERO_HTTP_PORT": str(port),
-            "RECUPERO_LOG_LEVEL": "WARNING",
+            "RECUPERO_LOG_LEVEL": "INFO",
         }
         ingest = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "recupero_ingest", env=env

@@ -7,6 +7,7 @@ trace but the job itself, which another worker resumes from the stored file. Rec
 through the batch API or the `debt-records` topic take the same path, inline.
 """
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +15,16 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import structlog
+
 from recupero_ingest.adapters.repository import IngestRepository
 from recupero_ingest.adapters.streaming import Batch, parse_chunks
 from recupero_ingest.domain.profiles import ImportProfile, ProfileError, load_profile
 from recupero_ingest.domain.records import RECORDS_PROFILE, record_to_source
 from recupero_ingest.domain.rows import DocumentRow, Rejection, RowParser
 from recupero_runtime.db import Work
+
+log = structlog.get_logger()
 
 MODES = ("incremental", "full")
 Progress = Callable[[int, int], Awaitable[None]]
@@ -154,7 +159,9 @@ async def run_import(
         seen += batch.records_seen
         await progress(seen, batch.bytes_read)
 
+    started = time.perf_counter()
     rows_total = await parse_chunks(chunks, profile, stage)
+    log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
     return await _consolidate(
         uow,
         import_id=job["import_id"],

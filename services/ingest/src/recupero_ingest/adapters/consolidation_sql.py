@@ -54,6 +54,8 @@ CREATE_STAGED = (
 
 # After the COPY: the lookups below go by debtor and document.
 INDEX_STAGED = text("CREATE INDEX ON staged (debtor_id, document_id)")
+# Sorts and aggregates of a million rows stay in memory instead of spilling to disk.
+MORE_MEMORY = text("SET LOCAL work_mem = '256MB'")
 ANALYZE_STAGED = text("ANALYZE staged")
 
 STAGED_COLUMNS = (
@@ -191,23 +193,23 @@ BUILD_NEW_STATE = text(
         SELECT * FROM file_state UNION ALL SELECT * FROM dropped
     ), totals AS (
         SELECT n.debtor_id,
-               jsonb_agg(
-                   jsonb_build_object(
+               json_agg(
+                   json_build_object(
                        'document_id', n.document_id,
                        'kind', n.kind,
                        'product', n.product,
                        'issued_on', n.issued_on,
                        'due_on', n.due_on,
-                       'amount', jsonb_build_object(
+                       'amount', json_build_object(
                            'amount_minor', n.principal_minor + n.interest_minor + n.accrued_minor
                                            + n.fees_minor,
                            'currency', n.currency),
-                       'principal', jsonb_build_object(
+                       'principal', json_build_object(
                            'amount_minor', n.principal_minor, 'currency', n.currency),
-                       'interest', jsonb_build_object(
+                       'interest', json_build_object(
                            'amount_minor', n.interest_minor + n.accrued_minor,
                            'currency', n.currency),
-                       'fees', jsonb_build_object(
+                       'fees', json_build_object(
                            'amount_minor', n.fees_minor, 'currency', n.currency)
                    ) ORDER BY n.document_id
                ) AS documents,
@@ -223,14 +225,14 @@ BUILD_NEW_STATE = text(
         GROUP BY n.debtor_id
     )
     SELECT d.debtor_id, d.contact, d.attributes, d.currency,
-           coalesce(t.documents, '[]'::jsonb) AS documents,
+           coalesce(t.documents, '[]'::json) AS documents,
            coalesce(t.balance_minor, 0) AS balance_minor,
            coalesce(
                t.oldest_due_on,
                (SELECT min(o.due_on) FROM ingest.documents o
                 WHERE o.tenant_id = :tenant_id AND o.debtor_id = d.debtor_id)
            ) AS oldest_due_on,
-           md5(d.contact::text || d.attributes::text || coalesce(t.documents, '[]'::jsonb)::text)
+           md5(d.contact::text || d.attributes::text || coalesce(t.documents, '[]'::json)::text)
                AS fingerprint,
            p.fingerprint AS previous_fingerprint,
            p.balance_minor AS previous_balance_minor,
@@ -320,11 +322,11 @@ WRITE_EVENTS = text(
     """
     WITH changes AS (
         SELECT debtor_id,
-               coalesce(jsonb_agg(document_id ORDER BY document_id)
+               coalesce(json_agg(document_id ORDER BY document_id)
                         FILTER (WHERE change = 'added'), '[]') AS added,
-               coalesce(jsonb_agg(document_id ORDER BY document_id)
+               coalesce(json_agg(document_id ORDER BY document_id)
                         FILTER (WHERE change = 'changed'), '[]') AS changed,
-               coalesce(jsonb_agg(document_id ORDER BY document_id)
+               coalesce(json_agg(document_id ORDER BY document_id)
                         FILTER (WHERE change = 'settled'), '[]') AS settled
         FROM document_changes GROUP BY debtor_id
     )
@@ -332,23 +334,23 @@ WRITE_EVENTS = text(
                                correlation_id, occurred_at, value)
     SELECT gen_random_uuid(), :tenant_id, s.debtor_id, 'debt-imported',
            'com.recupero.debt.imported.v2', :source, :correlation_id, now(),
-           convert_to(jsonb_build_object(
+           convert_to(json_build_object(
                'tenant_id', CAST(:tenant_id AS text),
                'debtor_id', s.debtor_id,
                'import_id', CAST(:import_id AS text),
-               'as_of', to_jsonb(CAST(:as_of AS timestamptz)),
+               'as_of', to_json(CAST(:as_of AS timestamptz)),
                'contact', s.contact,
                'attributes', s.attributes,
                'documents', s.documents,
-               'balance', jsonb_build_object('amount_minor', s.balance_minor,
+               'balance', json_build_object('amount_minor', s.balance_minor,
                                              'currency', s.currency),
                'oldest_due_on', s.oldest_due_on,
                'change', CASE
                    WHEN s.previous_fingerprint IS NULL THEN 'new'
-                   WHEN jsonb_array_length(s.documents) = 0 THEN 'settled'
+                   WHEN json_array_length(s.documents) = 0 THEN 'settled'
                    ELSE 'changed' END,
                'previous_balance', CASE WHEN s.previous_fingerprint IS NULL THEN NULL ELSE
-                   jsonb_build_object('amount_minor', s.previous_balance_minor,
+                   json_build_object('amount_minor', s.previous_balance_minor,
                                       'currency', s.previous_currency) END,
                'documents_added', coalesce(c.added, '[]'),
                'documents_changed', coalesce(c.changed, '[]'),
@@ -374,29 +376,30 @@ REPORT = text(
         (SELECT count(*) FROM new_state WHERE previous_fingerprint IS NULL) AS debtors_new,
         (SELECT count(*) FROM new_state
          WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
-           AND jsonb_array_length(documents) > 0) AS debtors_changed,
+           AND json_array_length(documents) > 0) AS debtors_changed,
         (SELECT count(*) FROM new_state WHERE previous_fingerprint = fingerprint)
             AS debtors_unchanged,
         (SELECT count(*) FROM new_state
          WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
-           AND jsonb_array_length(documents) = 0) AS debtors_settled,
+           AND json_array_length(documents) = 0) AS debtors_settled,
         (SELECT count(DISTINCT row_number) FROM staged_rejections) AS rows_rejected,
         (SELECT coalesce(jsonb_object_agg(currency, total), '{}'::jsonb) FROM (
             SELECT currency, sum(balance_minor)::bigint AS total FROM new_state
-            WHERE jsonb_array_length(documents) > 0 GROUP BY currency) b) AS balance_by_currency
+            WHERE json_array_length(documents) > 0 GROUP BY currency) b) AS balance_by_currency
     """
 )
 
-CONSOLIDATION_STEPS: tuple[TextClause, ...] = (
-    INDEX_STAGED,
-    ANALYZE_STAGED,
-    REJECT_CONFLICTS,
-    BUILD_NEW_DOCUMENTS,
-    BUILD_NEW_STATE,
-    ANALYZE_NEW_STATE,
-    BUILD_DOCUMENT_CHANGES,
-    WRITE_DEBTORS,
-    WRITE_DOCUMENTS,
-    WRITE_EVENTS,
-    KEEP_REJECTIONS,
+CONSOLIDATION_STEPS: tuple[tuple[str, TextClause], ...] = (
+    ("more_memory", MORE_MEMORY),
+    ("index_staged", INDEX_STAGED),
+    ("analyze_staged", ANALYZE_STAGED),
+    ("reject_conflicts", REJECT_CONFLICTS),
+    ("build_new_documents", BUILD_NEW_DOCUMENTS),
+    ("build_new_state", BUILD_NEW_STATE),
+    ("analyze_new_state", ANALYZE_NEW_STATE),
+    ("build_document_changes", BUILD_DOCUMENT_CHANGES),
+    ("write_debtors", WRITE_DEBTORS),
+    ("write_documents", WRITE_DOCUMENTS),
+    ("write_events", WRITE_EVENTS),
+    ("keep_rejections", KEEP_REJECTIONS),
 )

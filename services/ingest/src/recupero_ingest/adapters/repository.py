@@ -1,12 +1,14 @@
 """All of ingest's queries. Every statement is scoped by tenant or by an import of one tenant."""
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import structlog
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +22,8 @@ from recupero_ingest.adapters.tables import (
     tenant_policies,
 )
 from recupero_ingest.domain.rows import DocumentRow, Rejection
+
+log = structlog.get_logger()
 
 
 def staged_record(row: DocumentRow) -> tuple[Any, ...]:
@@ -220,9 +224,13 @@ class IngestRepository:
             "source": source,
             "correlation_id": correlation_id,
         }
-        for statement in sql.CONSOLIDATION_STEPS:
+        for name, statement in sql.CONSOLIDATION_STEPS:
+            started = time.perf_counter()
             await self.session.execute(
                 statement, {key: params[key] for key in statement.compile().params}
+            )
+            log.info(
+                "consolidation_step", step=name, seconds=round(time.perf_counter() - started, 3)
             )
         report = (await self.session.execute(sql.REPORT)).one()
         return dict(report._mapping)

@@ -150,6 +150,7 @@ class _NumberingPlan:
     country_code: int
     calling_code: str
     region: str
+    shares_calling_code: bool  # +1 (US, CA, DO...), +7, +44...: phonenumbers picks the region
     international_prefix: re.Pattern[str] | None
     national_prefix: re.Pattern[str] | None
     transform_rule: str | None
@@ -187,6 +188,8 @@ class _NumberingPlan:
             country_code=metadata.country_code,
             calling_code=str(metadata.country_code),
             region=region,
+            shares_calling_code=len(COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, ()))
+            != 1,
             international_prefix=re.compile(international) if international else None,
             national_prefix=re.compile(prefix) if prefix else None,
             transform_rule=metadata.national_prefix_transform_rule or None,
@@ -309,7 +312,7 @@ def fast_phone(text: str, region: str, check: PhoneCheck) -> tuple[bool, str] | 
         national = digits[size:]
     else:
         home = _plan(region) if region in COUNTRIES else None
-        if home is None or _single_region_plan(home.country_code) is not home:
+        if home is None or home.shares_calling_code:
             return None
         if home.international_prefix is None or home.international_prefix.match(digits):
             return None  # dialled with an international prefix (00, 011...)

@@ -72,10 +72,13 @@ class AmountFormat:
             raise ValueError("thousands separator must be '.', ',', ' ' or \"'\"")
 
 
+_SCALE = tuple(10**exponent for exponent in range(19))
+
+
 class AmountReader:
     """Reads amount text in one `AmountFormat` as exact minor units. Built once per import."""
 
-    __slots__ = ("_decimal", "_grouped", "_plain", "_thousands", "format")
+    __slots__ = ("_decimal", "_match", "_thousands", "format")
 
     def __init__(self, amount_format: AmountFormat) -> None:
         self.format = amount_format
@@ -83,53 +86,50 @@ class AmountReader:
         variants = SEPARATOR_VARIANTS.get(amount_format.thousands_separator or "", ())
         self._thousands = variants
         decimal = re.escape(self._decimal)
-        # [0-9], never \d: Python's \d also matches other scripts' digits.
-        fraction = f"(?:{decimal}([0-9]*))?"
-        self._plain = re.compile(rf"([+-]?)([0-9]+|(?=[{decimal}][0-9])){fraction}")
+        # [0-9], never \d: Python's \d also matches other scripts' digits. The integer part is
+        # plain digits, or groups of three after the thousands separator (`1.234.567`), or
+        # nothing before a decimal part (`,5`).
+        whole = rf"[0-9]+|(?={decimal}[0-9])"
         if variants:
-            group = "|".join(re.escape(v) for v in variants)
-            self._grouped: re.Pattern[str] | None = re.compile(
-                rf"([+-]?)([0-9]{{1,3}}(?:(?:{group})[0-9]{{3}})+){fraction}"
-            )
-        else:
-            self._grouped = None
+            group = "|".join(re.escape(variant) for variant in variants)
+            whole = rf"[0-9]{{1,3}}(?:(?:{group})[0-9]{{3}})+|{whole}"
+        self._match = re.compile(rf"([+-]?)({whole})(?:{decimal}([0-9]*))?").fullmatch
 
     def minor_units(self, text: str, exponent: int, currency: str) -> int:
         """`"1.234,56"` with exponent 2 -> 123456. Raises `AmountError` saying why not."""
-        sign, whole, fraction = self._split(text)
-        if fraction:
-            if len(fraction) > exponent:
-                if fraction[exponent:].strip("0"):
-                    raise AmountError(
-                        f"{text} has more than {exponent} decimals for {currency}"
-                        if exponent
-                        else f"{text} has decimals, but {currency} has no minor unit"
-                    )
-                fraction = fraction[:exponent]
-            digits = whole + fraction + "0" * (exponent - len(fraction))
-        else:
-            digits = whole + "0" * exponent
-        value = int(digits) if digits else 0
-        return -value if sign == "-" else value
-
-    def canonical(self, text: str) -> str:
-        """The number in plain form (`"1.234,5"` -> `"1234.5"`), for scores, not money."""
-        sign, whole, fraction = self._split(text)
-        whole = whole.lstrip("0") or "0"
-        number = f"{whole}.{fraction}" if fraction else whole
-        return f"-{number}" if sign == "-" and number.strip("0.") else number
-
-    def _split(self, text: str) -> tuple[str, str, str]:
-        match = self._plain.fullmatch(text)
-        if match is None and self._grouped is not None:
-            match = self._grouped.fullmatch(text)
+        match = self._match(text)
         if match is None:
             raise AmountError(self._explain(text))
         sign, whole, fraction = match.groups()
         if self._thousands and not whole.isdigit():
             for variant in self._thousands:
                 whole = whole.replace(variant, "")
-        return sign, whole, fraction or ""
+        value: int
+        if not fraction:
+            value = int(whole) * _SCALE[exponent]
+        elif len(fraction) <= exponent:
+            value = int(whole + fraction) * _SCALE[exponent - len(fraction)]
+        elif fraction[exponent:].strip("0"):
+            raise AmountError(
+                f"{text} has more than {exponent} decimals for {currency}"
+                if exponent
+                else f"{text} has decimals, but {currency} has no minor unit"
+            )
+        else:
+            value = int(whole + fraction[:exponent] or "0")
+        return -value if sign == "-" else value
+
+    def canonical(self, text: str) -> str:
+        """The number in plain form (`"1.234,5"` -> `"1234.5"`), for scores, not money."""
+        match = self._match(text)
+        if match is None:
+            raise AmountError(self._explain(text))
+        sign, whole, fraction = match.groups()
+        for variant in self._thousands:
+            whole = whole.replace(variant, "")
+        whole = whole.lstrip("0") or "0"
+        number = f"{whole}.{fraction}" if fraction else whole
+        return f"-{number}" if sign == "-" and number.strip("0.") else number
 
     def _explain(self, text: str) -> str:
         if not text.strip():

@@ -107,6 +107,14 @@ _WITH_ARTICLE = {
 }
 
 
+class _Problem(NamedTuple):
+    """A cached rejection: field, value, reason."""
+
+    field: str
+    value: str
+    reason: str
+
+
 class _Place(NamedTuple):
     country: str
     time_zone: str
@@ -160,11 +168,13 @@ class RowParser:
         self._default_time_zone = defaults.time_zone
         self._default_locale = defaults.locale
         self._phone_check = profile.phone_check
-        self._places: dict[tuple[str, str, str, str], _Place | _Invalid] = {}
+        self._places: dict[tuple[str, str, str, str], _Place | _Problem] = {}
         self._emails: dict[str, str | _Failure] = {}
         self._phones: dict[tuple[str, str], str | _Failure] = {}
         self._dates: dict[str, date | _Failure] = {}
         self._kind_cache: dict[str, DocumentKind | _Failure] = {}
+        self._scores: dict[str, str | _Failure] = {}
+        self._minor_units = self._amounts.minor_units
 
     # --- the hot path ---------------------------------------------------------------------
 
@@ -210,8 +220,8 @@ class RowParser:
             place = self._places.get((country_text, time_zone_text, locale_text, currency_text))
             if place is None:
                 place = self._place(country_text, time_zone_text, locale_text, currency_text)
-            if isinstance(place, _Invalid):
-                raise place
+            if isinstance(place, _Problem):
+                raise _Invalid(*place)  # a new exception each time: tracebacks must not pile up
             country, time_zone, locale, currency, exponent = place
 
             fixed_kind = self._fixed_kind
@@ -308,12 +318,12 @@ class RowParser:
 
     def _place(
         self, country_text: str, time_zone_text: str, locale_text: str, currency_text: str
-    ) -> _Place | _Invalid:
+    ) -> _Place | _Problem:
         key = (country_text, time_zone_text, locale_text, currency_text)
         try:
-            result: _Place | _Invalid = self._resolve_place(*key)
+            result: _Place | _Problem = self._resolve_place(*key)
         except _Invalid as invalid:
-            result = invalid
+            result = _Problem(invalid.field, invalid.value, invalid.reason)
         if len(self._places) >= _CACHE_LIMIT:
             self._places.clear()
         self._places[key] = result
@@ -416,9 +426,18 @@ class RowParser:
         self._phones[key] = result
         return result
 
-    def _minor(self, field: str, text: str, exponent: int, currency: str) -> int:
+    def _minor(self, field: str, text: str, exponent: int, currency: str) -> int | None:
+        """The cell's amount in minor units; None when it is blank."""
         try:
-            return self._amounts.minor_units(text.strip(), exponent, currency)
+            return self._minor_units(text, exponent, currency)
+        except AmountError as exc:
+            stripped = text.strip()
+            if stripped == text:
+                raise _Invalid(field, text, str(exc)) from None
+        if not stripped:
+            return None
+        try:
+            return self._minor_units(stripped, exponent, currency)
         except AmountError as exc:
             raise _Invalid(field, text, str(exc)) from None
 
@@ -433,28 +452,29 @@ class RowParser:
         currency: str,
     ) -> tuple[int, int, int, int]:
         """(principal, interest, fees, amount) in minor units; credit notes negative."""
+        minor = self._minor
         interest = (
-            self._minor("interest", interest_text, exponent, currency)
-            if interest_text.strip()
-            else 0
+            (minor("interest", interest_text, exponent, currency) or 0) if interest_text else 0
         )
-        fees = self._minor("fees", fees_text, exponent, currency) if fees_text.strip() else 0
-        amount = (
-            self._minor("amount", amount_text, exponent, currency) if amount_text.strip() else None
+        fees = (minor("fees", fees_text, exponent, currency) or 0) if fees_text else 0
+        amount = minor("amount", amount_text, exponent, currency) if amount_text else None
+        principal = (
+            minor("principal", principal_text, exponent, currency) if principal_text else None
         )
-        if principal_text.strip():
-            principal = self._minor("principal", principal_text, exponent, currency)
-        elif amount is None:
+        if principal is None and amount is None:
             field = self._amount_field
             raise _Invalid(field, amount_text if field == "amount" else principal_text, EMPTY)
-        else:
-            principal = None
-        if kind is DocumentKind.CREDIT_NOTE:
+        if kind is _CREDIT_NOTE:
             # Sources disagree on the sign of a credit note; it always reduces the balance.
             interest, fees = -abs(interest), -abs(fees)
             amount = -abs(amount) if amount is not None else None
             principal = -abs(principal) if principal is not None else None
-        else:
+        elif (
+            interest < 0
+            or fees < 0
+            or (amount is not None and amount < 0)
+            or (principal is not None and principal < 0)
+        ):
             for field, text, value in (
                 ("amount", amount_text, amount),
                 ("principal", principal_text, principal),
@@ -485,28 +505,36 @@ class RowParser:
         return principal, interest, fees, total
 
     def _risk_score(self, text: str) -> str | None:
+        score = self._scores.get(text)
+        if score is None:
+            score = _store(self._scores, text, self._read_score(text))
+        if isinstance(score, _Failure):
+            if score:
+                raise _Invalid("risk_score", text, score)
+            return None
+        return score
+
+    def _read_score(self, text: str) -> str | _Failure:
         stripped = text.strip()
         if not stripped:
-            return None
+            return _Failure("")
         try:
             score = self._amounts.canonical(stripped)
         except AmountError:
-            raise _Invalid("risk_score", text, f"{text!r} is not a number") from None
+            return _Failure(f"{text!r} is not a number")
         low, high = RISK_SCORE_RANGE
         if not low <= Decimal(score) <= high:
-            raise _Invalid("risk_score", text, f"{text!r} is outside 0 to 1000")
+            return _Failure(f"{text!r} is outside 0 to 1000")
         return score
 
     def _attributes(self, cells: object) -> dict[str, str]:
         if isinstance(cells, dict):
-            return {
-                str(key): str(value).strip() for key, value in cells.items() if str(value).strip()
-            }
+            return {str(key): text for key, value in cells.items() if (text := str(value).strip())}
         assert isinstance(cells, tuple)
         return {
-            name: value.strip()
+            name: text
             for name, value in zip(self._attribute_names, cells, strict=False)
-            if value.strip()
+            if (text := value.strip())
         }
 
 
