@@ -3,12 +3,13 @@ SHELL := /bin/bash
 UV := uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install up down status demo test lint contract unit integration e2e
+.PHONY: help install up down status clean demo test lint contract unit integration e2e
 
 help:
 	@echo "make demo    - install what is missing, start the local stack, run the 1,000-debtor demo"
 	@echo "make test    - run lint, type checks and the whole test suite (starts Kafka and PostgreSQL)"
 	@echo "make up | down | status - the local stack in the background (logs: var/log/stack.log)"
+	@echo "make clean   - stop the stack and delete its data (var/): the next 'make up' starts afresh"
 	@echo "make contract - regenerate docs/events (JSON Schemas + AsyncAPI) from the event models"
 
 install:
@@ -24,6 +25,9 @@ down:
 
 status:
 	@$(RUN) python deploy/local/stack.py status
+
+clean: down
+	rm -rf var
 
 demo: up
 	@$(RUN) python deploy/local/demo.py
