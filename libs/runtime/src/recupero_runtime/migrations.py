@@ -1,6 +1,7 @@
 """The body of every service's Alembic `env.py`: migrations run on a connection we hand in."""
 
-from alembic import context
+import sqlalchemy as sa
+from alembic import context, op
 from sqlalchemy import MetaData
 
 
@@ -18,3 +19,54 @@ def run_migrations(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+# The delivery tables every service has (outbox, processed_events), as each service's first
+# migration creates them. Versioned like a migration: a later change adds a `_v2` step that
+# alters them, and this function stays as it is.
+def create_delivery_tables_v1(schema: str) -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("debtor_id", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("correlation_id", sa.Text(), nullable=True),
+        sa.Column(
+            "occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("event_id"),
+        schema=schema,
+    )
+    op.create_index(
+        "outbox_unpublished",
+        "outbox",
+        ["id"],
+        unique=False,
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
+        schema=schema,
+    )
+
+
+def drop_delivery_tables_v1(schema: str) -> None:
+    op.drop_table("processed_events", schema=schema)
+    op.drop_index("outbox_unpublished", table_name="outbox", schema=schema)
+    op.drop_table("outbox", schema=schema)

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from recupero_runtime.migrations import create_delivery_tables_v1, drop_delivery_tables_v1
+
 revision: str = "c9bc0000faa2"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -109,51 +111,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_ingest_imports_tenant_id"), "imports", ["tenant_id"], unique=False, schema="ingest"
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("debtor_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column(
-            "occurred_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-        schema="ingest",
-    )
-    op.create_index(
-        "outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="ingest",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
-        schema="ingest",
-    )
+    create_delivery_tables_v1("ingest")
     op.create_table(
         "profiles",
         sa.Column("tenant_id", sa.Text(), nullable=False),
@@ -214,14 +172,7 @@ def downgrade() -> None:
     op.drop_table("import_chunks", schema="ingest")
     op.drop_table("tenant_policies", schema="ingest")
     op.drop_table("profiles", schema="ingest")
-    op.drop_table("processed_events", schema="ingest")
-    op.drop_index(
-        "outbox_unpublished",
-        table_name="outbox",
-        schema="ingest",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="ingest")
+    drop_delivery_tables_v1("ingest")
     op.drop_index(op.f("ix_ingest_imports_tenant_id"), table_name="imports", schema="ingest")
     op.drop_index(
         "imports_pending",

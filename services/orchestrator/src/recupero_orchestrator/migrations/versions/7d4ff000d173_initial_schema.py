@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from recupero_runtime.migrations import create_delivery_tables_v1, drop_delivery_tables_v1
+
 revision: str = "7d4ff000d173"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -45,36 +47,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "debtor_id"),
         schema="orchestrator",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("debtor_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column(
-            "occurred_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-        schema="orchestrator",
-    )
-    op.create_index(
-        "outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="orchestrator",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    create_delivery_tables_v1("orchestrator")
     op.create_table(
         "payments",
         sa.Column("tenant_id", sa.Text(), nullable=False),
@@ -91,21 +64,6 @@ def upgrade() -> None:
         "payments",
         ["debtor_id"],
         unique=False,
-        schema="orchestrator",
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
         schema="orchestrator",
     )
     op.create_table(
@@ -153,17 +111,10 @@ def downgrade() -> None:
     )
     op.drop_index("scheduled_actions_debtor", table_name="scheduled_actions", schema="orchestrator")
     op.drop_table("scheduled_actions", schema="orchestrator")
-    op.drop_table("processed_events", schema="orchestrator")
+    drop_delivery_tables_v1("orchestrator")
     op.drop_index(
         op.f("ix_orchestrator_payments_debtor_id"), table_name="payments", schema="orchestrator"
     )
     op.drop_table("payments", schema="orchestrator")
-    op.drop_index(
-        "outbox_unpublished",
-        table_name="outbox",
-        schema="orchestrator",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="orchestrator")
     op.drop_table("cases", schema="orchestrator")
     # ### end Alembic commands ###

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from recupero_runtime.migrations import create_delivery_tables_v1, drop_delivery_tables_v1
+
 revision: str = "0ed01c85157d"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -49,36 +51,7 @@ def upgrade() -> None:
         unique=False,
         schema="portal_api",
     )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.UUID(as_uuid=False), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("debtor_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("correlation_id", sa.Text(), nullable=True),
-        sa.Column(
-            "occurred_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-        schema="portal_api",
-    )
-    op.create_index(
-        "outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="portal_api",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    create_delivery_tables_v1("portal_api")
     op.create_table(
         "payments",
         sa.Column("payment_id", sa.UUID(), nullable=False),
@@ -95,21 +68,6 @@ def upgrade() -> None:
         "payments",
         ["tenant_id", "debtor_id", "received_at"],
         unique=False,
-        schema="portal_api",
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.Text(), nullable=False),
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
         schema="portal_api",
     )
     op.create_table(
@@ -155,16 +113,9 @@ def downgrade() -> None:
     op.drop_index("timeline_by_topic", table_name="timeline", schema="portal_api")
     op.drop_index("timeline_by_debtor", table_name="timeline", schema="portal_api")
     op.drop_table("timeline", schema="portal_api")
-    op.drop_table("processed_events", schema="portal_api")
+    drop_delivery_tables_v1("portal_api")
     op.drop_index("payments_by_debtor", table_name="payments", schema="portal_api")
     op.drop_table("payments", schema="portal_api")
-    op.drop_index(
-        "outbox_unpublished",
-        table_name="outbox",
-        schema="portal_api",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="portal_api")
     op.drop_index("debtors_by_segment", table_name="debtors", schema="portal_api")
     op.drop_table("debtors", schema="portal_api")
     # ### end Alembic commands ###
