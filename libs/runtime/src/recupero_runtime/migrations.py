@@ -36,7 +36,10 @@ def create_delivery_tables_v1(schema: str) -> None:
         sa.Column("source", sa.Text(), nullable=False),
         sa.Column("correlation_id", sa.Text(), nullable=True),
         sa.Column(
-            "occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "occurred_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
@@ -59,7 +62,10 @@ def create_delivery_tables_v1(schema: str) -> None:
         sa.Column("tenant_id", sa.Text(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column(
-            "processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "processed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.PrimaryKeyConstraint("consumer", "event_id"),
         schema=schema,

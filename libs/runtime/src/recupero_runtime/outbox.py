@@ -36,6 +36,11 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         # Deterministic across processes (str hash is salted per process).
         self._lock_id = zlib.crc32(f"outbox:{schema.name}".encode())
+        # Where the previous full batch ended. Rows just marked sent still sit in the partial
+        # index until vacuum; starting each scan after them keeps a 300,000-event backlog linear.
+        # A partial batch means the relay caught up: the next scan starts from the beginning
+        # again, so a row with a lower id that committed later is never skipped.
+        self._after_id = 0
 
     def notify(self) -> None:
         """Called after a commit that wrote outbox rows: publish now rather than at next poll."""
@@ -66,11 +71,12 @@ class OutboxRelay:
             rows = (
                 await session.execute(
                     select(outbox)
-                    .where(outbox.c.published_at.is_(None))
+                    .where(outbox.c.published_at.is_(None), outbox.c.id > self._after_id)
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
                 )
             ).all()
+            self._after_id = rows[-1].id if len(rows) == self._batch_size else 0
             if not rows:
                 return 0
             sends = [
