@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 
+from recupero_cli.money import format_money
+
 ROOT = Path(__file__).resolve().parents[2]
 PORTFOLIO = ROOT / "deploy" / "demo" / "portfolio.csv"
 KEY = ROOT / "var" / "demo-tenant.key"
 PORTAL, INGEST, PAYMENTS = "http://127.0.0.1:8000", "http://127.0.0.1:8001", "http://127.0.0.1:8005"
 SMTP_API = "http://127.0.0.1:8025"
 PAID_DEBTORS = ("D000001", "D000002", "D000003")
-ZERO_DECIMAL_CURRENCIES = {"CLP": 0, "PYG": 0}
 
 
 def wait_for(what: str, done: Callable[[], bool], timeout: float = 300) -> None:
@@ -107,8 +108,7 @@ def main() -> None:
     print(f"  emails at SMTP sink  {unique_emails()}")
     print(f"  payments applied     {totals['payments_applied']}")
     for currency, minor in sorted(totals["outstanding_by_currency"].items()):
-        decimals = ZERO_DECIMAL_CURRENCIES.get(currency, 2)
-        print(f"  outstanding {currency}      {minor / 10**decimals:,.{decimals}f}")
+        print(f"  outstanding          {format_money(minor, currency)}")
     print()
     print("Where to look next:")
     print(f"  API docs      {PORTAL}/docs (portal), {INGEST}/docs (ingest), {PAYMENTS}/docs")

@@ -34,6 +34,11 @@ class UnknownProfile(LookupError):
     pass
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+
+
 @dataclass(frozen=True)
 class SubmitImport:
     tenant_id: str
@@ -86,8 +91,7 @@ async def submit_import(
     shipped: dict[str, ImportProfile],
 ) -> UUID:
     """Keep the file (in the database, so any replica can process it) and queue the job."""
-    if command.mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    _check_mode(command.mode)
     _, version = await resolve_profile(uow.repo, command.tenant_id, command.profile_name, shipped)
     import_id = uuid4()
     await uow.repo.create_import(
@@ -177,8 +181,7 @@ async def import_records(
     command: ImportRecords, uow: Work[IngestRepository], correlation_id: str | None
 ) -> tuple[UUID, dict[str, Any]]:
     """Validate and consolidate records inline, with the same rules as a file."""
-    if command.mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    _check_mode(command.mode)
     import_id = uuid4()
     await uow.repo.create_import(
         import_id=import_id,
