@@ -17,12 +17,19 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from recupero_devstack.sample import sample_portfolio
-from recupero_events import DebtImported, DebtRecordsSubmitted, SubmittedDocument, encode
+from recupero_events import (
+    DebtImported,
+    DebtRecordsSubmitted,
+    SubmittedDocument,
+    decode,
+    encode,
+)
 from recupero_ingest.adapters.repository import IngestRepository
 from recupero_ingest.bootstrap import bootstrap
 from recupero_ingest.settings import IngestSettings
 from recupero_runtime.auth import hash_api_key
 from recupero_runtime.service import Service
+from tests.kafka_reading import of_tenant, read_topics
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +41,7 @@ class Ingest:
     service: Service[IngestRepository]
     client: httpx.AsyncClient
     tenant_id: str
+    kafka_bootstrap: str
 
     async def upload(self, content: str, **form: str) -> dict[str, Any]:
         response = await self.client.post(
@@ -47,16 +55,22 @@ class Ingest:
         return report
 
     async def events(self) -> list[DebtImported]:
-        """This tenant's `debt-imported` events, in the order they were written."""
-        async with self.service.unit_of_work() as uow:
-            rows = await uow.session.execute(
-                text(
-                    "SELECT value FROM ingest.outbox WHERE tenant_id = :t AND topic = "
-                    "'debt-imported' ORDER BY id"
-                ),
-                {"t": self.tenant_id},
-            )
-            return [DebtImported.model_validate_json(row.value) for row in rows]
+        """This tenant's `debt-imported` events on Kafka, once the relay has sent every one, in
+        the order of their imports."""
+        while True:
+            async with self.service.unit_of_work() as uow:
+                if not await uow.session.scalar(
+                    text("SELECT count(*) FROM ingest.outbox WHERE tenant_id = :t"),
+                    {"t": self.tenant_id},
+                ):
+                    break
+            await asyncio.sleep(0.05)
+        records = await read_topics(self.kafka_bootstrap, ["debt-imported"])
+        mine = of_tenant(records["debt-imported"], self.tenant_id)
+        mine.sort(key=lambda r: dict(r.headers)["ce_time"])
+        payloads = [decode(r.topic, r.value, r.headers).payload for r in mine]
+        assert all(isinstance(p, DebtImported) for p in payloads)
+        return payloads  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -78,7 +92,7 @@ async def ingest(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Inges
             headers={"Authorization": "Bearer k"},
             timeout=120,
         ) as client:
-            yield Ingest(service, client, tenant)
+            yield Ingest(service, client, tenant, kafka_bootstrap)
     finally:
         await service.stop()
 

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from recupero_events import DecodedEvent, EventDecodeError, dead_letter_topic, decode
 from recupero_runtime.db import UnitOfWork
+from recupero_runtime.kafka import OutgoingMessage, Publisher
 
 log = structlog.get_logger()
 
@@ -52,7 +53,7 @@ class EventConsumer:
         bootstrap_servers: str,
         handlers: Mapping[str, Handler],
         unit_of_work: UnitOfWorkFactory,
-        dead_letters: AIOKafkaProducer,
+        dead_letters: Publisher,
         max_attempts: int = 3,
         batch_size: int = 100,
     ) -> None:
@@ -167,6 +168,6 @@ class EventConsumer:
             ("dlq_original", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ("dlq_at", datetime.now(UTC).isoformat().encode()),
         ]
-        await self._dead_letters.send_and_wait(
-            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        await self._dead_letters.send_all(
+            [OutgoingMessage(dead_letter_topic(record.topic), record.value, record.key, headers)]
         )

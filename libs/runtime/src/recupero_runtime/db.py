@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 from uuid import uuid4
 
 from alembic import command
@@ -50,6 +50,13 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
     )
+
+
+async def asyncpg_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under `session`'s transaction, for COPY and for bulk reads that
+    would cost several times more as SQLAlchemy rows."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
 
 
 Repo = TypeVar("Repo")

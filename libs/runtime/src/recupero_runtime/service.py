@@ -12,7 +12,6 @@ from uuid import uuid4
 
 import structlog
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +22,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from recupero_events import Topic, dead_letter_topic
 from recupero_runtime.consumer import EventConsumer, Handler
 from recupero_runtime.db import Repo, ServiceSchema, UnitOfWork, create_engine, upgrade_schema
-from recupero_runtime.kafka import create_producer, ensure_topics, kafka_reachable
+from recupero_runtime.kafka import Publisher, ensure_topics, kafka_reachable
 from recupero_runtime.logging import configure_logging
 from recupero_runtime.outbox import OutboxRelay
 from recupero_runtime.settings import ServiceSettings
@@ -50,7 +49,7 @@ class Service(Generic[Repo]):
             self.engine, expire_on_commit=False
         )
         # aiokafka clients need the running loop, so they are made in start(), not here.
-        self._producer: AIOKafkaProducer | None = None
+        self._publisher: Publisher | None = None
         self.relay = OutboxRelay(self.sessions, schema, settings.outbox_poll_interval_seconds)
         self._handlers: list[Mapping[str, Handler]] = []
         self._consumers: list[EventConsumer] = []
@@ -85,16 +84,15 @@ class Service(Generic[Repo]):
             self.settings.kafka_bootstrap_servers,
             topics + [dead_letter_topic(topic) for topic in topics],
         )
-        producer = self._producer = create_producer(self.settings.kafka_bootstrap_servers)
-        await producer.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(producer), name="outbox-relay"))
+        publisher = self._publisher = Publisher(self.settings.kafka_bootstrap_servers)
+        self._tasks.append(asyncio.create_task(self.relay.run(publisher), name="outbox-relay"))
         self._consumers = [
             EventConsumer(
                 name=self.settings.service_name,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 handlers=handlers,
                 unit_of_work=self.unit_of_work,
-                dead_letters=producer,
+                dead_letters=publisher,
                 max_attempts=self.settings.consumer_max_attempts,
                 batch_size=self.settings.consumer_batch_size,
             )
@@ -142,10 +140,10 @@ class Service(Generic[Repo]):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._producer is not None:
+        if self._publisher is not None:
             with contextlib.suppress(Exception):
-                await self.relay.publish_pending(self._producer)
-            await self._producer.stop()
+                await self.relay.publish_pending(self._publisher)
+            await self._publisher.close()
         await self.engine.dispose()
         log.info("service_stopped")
 
@@ -158,8 +156,8 @@ class Service(Generic[Repo]):
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
         try:
-            if self._producer is not None:
-                await self._producer.client.fetch_all_metadata()
+            if self._publisher is not None:
+                await self._publisher.reachable()
             else:
                 await kafka_reachable(self.settings.kafka_bootstrap_servers)
             checks["kafka"] = "ok"

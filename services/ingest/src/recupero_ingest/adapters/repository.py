@@ -22,6 +22,7 @@ from recupero_ingest.adapters.tables import (
     tenant_policies,
 )
 from recupero_ingest.domain.rows import DocumentRow, Rejection
+from recupero_runtime.db import asyncpg_connection
 
 log = structlog.get_logger()
 
@@ -179,15 +180,14 @@ class IngestRepository:
     # --- staging and consolidation (one transaction) -----------------------------------------
 
     async def prepare_staging(self) -> None:
-        # Timestamps inside the event JSON are rendered by PostgreSQL: in UTC, as the contract says.
+        # Timestamps and dates inside the event JSON are rendered by PostgreSQL: UTC and ISO 8601.
         await self.session.execute(text("SET LOCAL TimeZone = 'UTC'"))
+        await self.session.execute(text("SET LOCAL DateStyle = 'ISO'"))
         for statement in sql.CREATE_STAGED:
             await self.session.execute(statement)
 
     async def _driver(self) -> Any:
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        return raw.driver_connection
+        return await asyncpg_connection(self.session)
 
     async def copy_staged(self, rows: Sequence[DocumentRow]) -> None:
         if rows:
