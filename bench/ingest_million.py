@@ -6,8 +6,8 @@
 - Baseline 1: PostgreSQL COPY of the same file into a bare table of text columns.
 - Baseline 2: producing as many messages as ingest emits, of the same size, with aiokafka alone.
 - Ingest: the real service (a separate process) takes the upload over HTTP, parses, validates,
-  stages with COPY, consolidates in SQL and relays the events; the clock stops when the last event
-  is on Kafka. Peak RSS of the ingest process is read from /proc.
+  stages with COPY, consolidates in SQL and relays the events; the clock stops when the topic's
+  end offsets say the last event is on Kafka. Peak RSS of the ingest process is read from /proc.
 - Re-import: the same file again; it must emit no event.
 
 Prints every figure and the ratios; the numbers go to bench/RESULTS.md by hand.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import confluent_kafka
 import httpx
 from aiokafka import AIOKafkaProducer
 
@@ -117,17 +118,17 @@ async def baseline_produce(bootstrap: str, messages: int, size: int) -> float:
         await producer.stop()
 
 
-async def unpublished(dsn: str) -> int:
-    """Outbox rows not yet acknowledged by Kafka (the relay marks a row once its send is acked)."""
-    connection = await asyncpg.connect(dsn)
+def events_on_kafka(bootstrap: str, topic: str) -> int:
+    """How many messages the topic holds: the sum of its partitions' high watermarks."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
     try:
-        return int(
-            await connection.fetchval(
-                "SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL"
-            )
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
         )
     finally:
-        await connection.close()
+        consumer.close()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -179,9 +180,9 @@ async def main() -> None:
                     pass
                 await asyncio.sleep(0.3)
             headers = {"Authorization": f"Bearer {key}"}
-            dsn = postgres.dsn_for("bench")
 
             async def run_import() -> tuple[float, dict[str, Any], int]:
+                before = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "debt-imported")
                 started = time.perf_counter()
                 with csv_path.open("rb") as source:
                     response = await client.post(
@@ -194,7 +195,11 @@ async def main() -> None:
                 expected = (
                     report["debtors_new"] + report["debtors_changed"] + report["debtors_settled"]
                 )
-                while await unpublished(dsn):
+                # The clock stops when the last event is on Kafka.
+                while (
+                    await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "debt-imported")
+                    < before + expected
+                ):
                     await asyncio.sleep(0.1)
                 return time.perf_counter() - started, report, expected
 

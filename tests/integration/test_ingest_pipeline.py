@@ -183,6 +183,49 @@ async def test_a_full_snapshot_settles_what_the_creditor_no_longer_lists(ingest:
     assert again["debtors_settled"] == 0
 
 
+async def test_same_rows_again_are_skipped_only_when_they_are_the_whole_state(
+    ingest: Ingest,
+) -> None:
+    rows = rows_of(sample_portfolio(3, seed=8, id_prefix="W"))
+    ids = [r["debtor_id"] for r in rows]
+    chosen = next(debtor for debtor in ids if ids.count(debtor) > 1)
+    debtor = [r for r in rows if r["debtor_id"] == chosen]
+    first, later = debtor[:1], debtor[1:]
+    await ingest.upload(to_csv(first))
+    # Incremental: the debtor now owes the documents of both files.
+    await ingest.upload(to_csv(later))
+    again = await ingest.upload(to_csv(later))
+    assert (again["debtors_unchanged"], again["debtors_changed"]) == (1, 0)
+    # A full snapshot of the later rows alone settles the first file's document.
+    full = await ingest.upload(to_csv(later), mode="full")
+    assert full["debtors_changed"] == 1
+    event = (await ingest.events())[-1]
+    assert event.documents_settled == [first[0]["document_id"]]
+    assert sorted(d.document_id for d in event.documents) == sorted(r["document_id"] for r in later)
+    # From then on the same rows are the whole state: nothing to do.
+    assert (await ingest.upload(to_csv(later), mode="full"))["debtors_unchanged"] == 1
+    assert len(await ingest.events()) == 3
+
+
+async def test_with_interest_the_same_rows_on_a_later_day_are_a_new_balance(
+    ingest: Ingest,
+) -> None:
+    policy = await ingest.client.put(
+        "/v1/settings/interest", json={"kind": "simple_daily", "daily_rate": "0.001"}
+    )
+    assert policy.status_code == 200, policy.text
+    content = to_csv(rows_of(sample_portfolio(2, seed=10, id_prefix="J")))
+    await ingest.upload(content)
+    assert (await ingest.upload(content))["debtors_unchanged"] == 2
+    later = await ingest.upload(content, as_of="2026-11-25T12:00:00+00:00")
+    assert later["debtors_changed"] == 2
+    grown = (await ingest.events())[-2:]
+    assert all(
+        e.previous_balance is not None and e.balance.amount_minor > e.previous_balance.amount_minor
+        for e in grown
+    )
+
+
 async def test_batch_records_take_the_same_path_and_are_idempotent(ingest: Ingest) -> None:
     records = [
         {

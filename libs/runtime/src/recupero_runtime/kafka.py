@@ -83,7 +83,9 @@ class Publisher:
         await asyncio.to_thread(self._producer.list_topics, timeout=5)
 
     async def close(self) -> None:
+        """Flush what is queued, then disconnect (no reconnect attempts once the broker is gone)."""
         await asyncio.to_thread(self._producer.flush, self._timeout)
+        await asyncio.to_thread(self._producer.close)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 6) -> None:

@@ -52,7 +52,7 @@ CREATE_STAGED = (
     ),
 )
 
-# After the COPY: the lookups below go by debtor and document.
+# Once the rows of unchanged debtors are gone: the lookups below go by debtor and document.
 INDEX_STAGED = text("CREATE INDEX ON staged (debtor_id, document_id)")
 # Sorts and aggregates of a million rows stay in memory instead of spilling to disk.
 MORE_MEMORY = text("SET LOCAL work_mem = '256MB'")
@@ -124,6 +124,35 @@ REJECT_CONFLICTS = text(
     """
 )
 
+# Each file debtor's rows, digested in file order. The same rows under no interest policy give
+# the same state: such a debtor is skipped below without building its documents or its JSON.
+DIGEST_FILE = text(
+    """
+    CREATE TEMPORARY TABLE file_digests ON COMMIT DROP AS
+    SELECT debtor_id,
+           md5(string_agg(
+               (name, email, phone, country, time_zone, locale, document_id, kind, product,
+                issued_on, due_on, principal_minor, interest_minor, fees_minor, currency, zone,
+                customer_type, risk_score, attributes)::text,
+               E'\\n' ORDER BY row_number
+           )) AS source_digest
+    FROM staged GROUP BY debtor_id
+    """
+)
+
+# Debtors whose rows are exactly those that set their current state: nothing to decide.
+# (With interest accruing, the same rows on a later day are a new balance: no shortcut.)
+FIND_UNCHANGED = text(
+    """
+    CREATE TEMPORARY TABLE unchanged ON COMMIT DROP AS
+    SELECT p.debtor_id, p.balance_minor, p.currency
+    FROM file_digests f
+    JOIN ingest.debtors p ON p.tenant_id = :tenant_id AND p.debtor_id = f.debtor_id
+    WHERE p.source_digest = f.source_digest AND CAST(:daily_rate AS numeric) IS NULL
+    """
+)
+SKIP_UNCHANGED = text("DELETE FROM staged s USING unchanged u WHERE s.debtor_id = u.debtor_id")
+
 # The debtor's documents after this import: the file's rows, plus (incremental mode) the open
 # documents the file did not mention. Interest accrues on overdue principal at the tenant's daily
 # rate, counted in the debtor's own calendar, rounded half-even to the minor unit.
@@ -135,11 +164,11 @@ BUILD_NEW_DOCUMENTS = text(
         FROM staged ORDER BY debtor_id, row_number DESC
     ), listed AS (
         SELECT debtor_id, document_id, kind, product, issued_on, due_on,
-               principal_minor, interest_minor, fees_minor, currency, time_zone
+               principal_minor, interest_minor, fees_minor, currency, time_zone, false AS kept
         FROM staged
         UNION ALL
         SELECT d.debtor_id, d.document_id, d.kind, d.product, d.issued_on, d.due_on,
-               d.principal_minor, d.interest_minor, d.fees_minor, d.currency, f.time_zone
+               d.principal_minor, d.interest_minor, d.fees_minor, d.currency, f.time_zone, true
         FROM ingest.documents d
         JOIN file_debtors f ON f.debtor_id = d.debtor_id
         WHERE NOT :full_snapshot AND d.tenant_id = :tenant_id AND d.status = 'open'
@@ -207,7 +236,7 @@ BUILD_NEW_STATE = text(
         SELECT d.debtor_id, d.contact, d.attributes, d.currency
         FROM ingest.debtors d
         WHERE :full_snapshot AND d.tenant_id = :tenant_id
-          AND NOT EXISTS (SELECT 1 FROM file_state f WHERE f.debtor_id = d.debtor_id)
+          AND NOT EXISTS (SELECT 1 FROM file_digests f WHERE f.debtor_id = d.debtor_id)
           AND EXISTS (
               SELECT 1 FROM ingest.documents o
               WHERE o.tenant_id = d.tenant_id AND o.debtor_id = d.debtor_id AND o.status = 'open'
@@ -226,7 +255,8 @@ BUILD_NEW_STATE = text(
                        WHERE n.principal_minor + n.interest_minor + n.accrued_minor + n.fees_minor > 0
                    ),
                    min(n.due_on)
-               ) AS oldest_due_on
+               ) AS oldest_due_on,
+               bool_or(n.kept) AS kept_any
         FROM new_documents n
         GROUP BY n.debtor_id
     )
@@ -240,11 +270,15 @@ BUILD_NEW_STATE = text(
                 WHERE o.tenant_id = :tenant_id AND o.debtor_id = d.debtor_id)
            ) AS oldest_due_on,
            md5(d.contact::text || d.attributes::text || coalesce(t.documents, '[]')) AS fingerprint,
+           CASE WHEN CAST(:daily_rate AS numeric) IS NULL AND NOT coalesce(t.kept_any, false)
+                THEN f.source_digest END AS source_digest,
            p.fingerprint AS previous_fingerprint,
+           p.source_digest AS previous_source_digest,
            p.balance_minor AS previous_balance_minor,
            p.currency AS previous_currency
     FROM decided d
     LEFT JOIN totals t ON t.debtor_id = d.debtor_id
+    LEFT JOIN file_digests f ON f.debtor_id = d.debtor_id
     LEFT JOIN ingest.debtors p ON p.tenant_id = :tenant_id AND p.debtor_id = d.debtor_id
     """
 )
@@ -282,26 +316,50 @@ BUILD_DOCUMENT_CHANGES = text(
     """
 )
 
-WRITE_DEBTORS = text(
+# New debtors are plain inserts (no conflict is possible: they were looked up above); known ones
+# are updated when their state moved, or to record the digest that lets the next import skip them.
+WRITE_NEW_DEBTORS = text(
     """
-    INSERT INTO ingest.debtors AS d (tenant_id, debtor_id, contact, attributes, balance_minor,
-                                     currency, oldest_due_on, fingerprint, last_import_id)
+    INSERT INTO ingest.debtors (tenant_id, debtor_id, contact, attributes, balance_minor, currency,
+                                oldest_due_on, fingerprint, source_digest, last_import_id)
     SELECT :tenant_id, debtor_id, contact, attributes, balance_minor, currency, oldest_due_on,
-           fingerprint, :import_id
+           fingerprint, source_digest, :import_id
     FROM new_state
-    WHERE previous_fingerprint IS DISTINCT FROM fingerprint
-    ON CONFLICT (tenant_id, debtor_id) DO UPDATE SET
-        contact = excluded.contact, attributes = excluded.attributes,
-        balance_minor = excluded.balance_minor, currency = excluded.currency,
-        oldest_due_on = excluded.oldest_due_on, fingerprint = excluded.fingerprint,
-        last_import_id = excluded.last_import_id, updated_at = now()
+    WHERE previous_fingerprint IS NULL
     """
 )
 
-WRITE_DOCUMENTS = text(
+UPDATE_DEBTORS = text(
+    """
+    UPDATE ingest.debtors d SET
+        contact = n.contact, attributes = n.attributes, balance_minor = n.balance_minor,
+        currency = n.currency, oldest_due_on = n.oldest_due_on, fingerprint = n.fingerprint,
+        source_digest = n.source_digest, last_import_id = :import_id, updated_at = now()
+    FROM new_state n
+    WHERE d.tenant_id = :tenant_id AND d.debtor_id = n.debtor_id
+      AND n.previous_fingerprint IS NOT NULL
+      AND (n.previous_fingerprint <> n.fingerprint
+           OR n.previous_source_digest IS DISTINCT FROM n.source_digest)
+    """
+)
+
+WRITE_NEW_DOCUMENTS = text(
+    """
+    INSERT INTO ingest.documents (tenant_id, debtor_id, document_id, kind, product, issued_on,
+                                  due_on, principal_minor, interest_minor, fees_minor, currency,
+                                  status, settled_at, last_import_id)
+    SELECT :tenant_id, n.debtor_id, n.document_id, n.kind, n.product, n.issued_on, n.due_on,
+           n.principal_minor, n.interest_minor, n.fees_minor, n.currency, 'open', NULL, :import_id
+    FROM new_documents n JOIN new_state s USING (debtor_id)
+    WHERE s.previous_fingerprint IS NULL
+    """
+)
+
+WRITE_CHANGED_DOCUMENTS = text(
     """
     WITH changed AS (
-        SELECT debtor_id FROM new_state WHERE previous_fingerprint IS DISTINCT FROM fingerprint
+        SELECT debtor_id FROM new_state
+        WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
     ), settled AS (
         UPDATE ingest.documents o SET status = 'settled', settled_at = now(),
                                       last_import_id = :import_id
@@ -389,29 +447,37 @@ REPORT = text(
          WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
            AND documents <> '[]') AS debtors_changed,
         (SELECT count(*) FROM new_state WHERE previous_fingerprint = fingerprint)
-            AS debtors_unchanged,
+            + (SELECT count(*) FROM unchanged) AS debtors_unchanged,
         (SELECT count(*) FROM new_state
          WHERE previous_fingerprint IS NOT NULL AND previous_fingerprint <> fingerprint
            AND documents = '[]') AS debtors_settled,
         (SELECT count(DISTINCT row_number) FROM staged_rejections) AS rows_rejected,
         (SELECT coalesce(jsonb_object_agg(currency, total), '{}'::jsonb) FROM (
-            SELECT currency, sum(balance_minor)::bigint AS total FROM new_state
-            WHERE documents <> '[]' GROUP BY currency) b) AS balance_by_currency
+            SELECT currency, sum(balance_minor)::bigint AS total FROM (
+                SELECT currency, balance_minor FROM new_state WHERE documents <> '[]'
+                UNION ALL
+                SELECT currency, balance_minor FROM unchanged
+            ) balances GROUP BY currency) b) AS balance_by_currency
     """
 )
 
 CONSOLIDATION_STEPS: tuple[tuple[str, TextClause], ...] = (
     ("more_memory", MORE_MEMORY),
     ("no_jit", NO_JIT),
+    ("reject_conflicts", REJECT_CONFLICTS),
+    ("digest_file", DIGEST_FILE),
+    ("find_unchanged", FIND_UNCHANGED),
+    ("skip_unchanged", SKIP_UNCHANGED),
     ("index_staged", INDEX_STAGED),
     ("analyze_staged", ANALYZE_STAGED),
-    ("reject_conflicts", REJECT_CONFLICTS),
     ("build_new_documents", BUILD_NEW_DOCUMENTS),
     ("build_new_state", BUILD_NEW_STATE),
     ("analyze_new_state", ANALYZE_NEW_STATE),
     ("build_document_changes", BUILD_DOCUMENT_CHANGES),
-    ("write_debtors", WRITE_DEBTORS),
-    ("write_documents", WRITE_DOCUMENTS),
+    ("write_new_debtors", WRITE_NEW_DEBTORS),
+    ("update_debtors", UPDATE_DEBTORS),
+    ("write_new_documents", WRITE_NEW_DOCUMENTS),
+    ("write_changed_documents", WRITE_CHANGED_DOCUMENTS),
     ("write_events", WRITE_EVENTS),
     ("keep_rejections", KEEP_REJECTIONS),
 )

@@ -99,6 +99,10 @@ debtors = Table(
     Column("currency", Text, nullable=False),
     Column("oldest_due_on", Date, nullable=False),
     Column("fingerprint", Text, nullable=False),
+    # Digest of the debtor's rows in the import that set this state, when the state is exactly
+    # those rows (no document kept from earlier files, no interest accrued): the same rows again
+    # cannot change anything, and a re-import skips such debtors without building their state.
+    Column("source_digest", Text),
     Column("last_import_id", UUID(as_uuid=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant_id", "debtor_id"),
