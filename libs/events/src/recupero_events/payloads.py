@@ -242,6 +242,11 @@ class DebtorSegmented(EventPayload):
         description="Segment (aging bucket) the debtor is now in.", examples=["1-30"]
     )
     stage: CollectionStage = Field(description="Collection stage the segment maps to.")
+    strategy: str | None = Field(
+        default=None,
+        description="Strategy the tenant's rule set maps the segment to; null when it names none.",
+        examples=["negotiation"],
+    )
     previous_segment: str | None = Field(
         default=None, description="Segment before this decision; null the first time."
     )

@@ -1,5 +1,7 @@
-"""Wires the segmenter: consumes debts and payments, publishes placements."""
+"""Wires the segmenter: consumes debts, payments, promises and messages; publishes placements;
+ages the portfolio every local midnight; serves the rule set API."""
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,15 +25,32 @@ def bootstrap(
         migrations=Path(__file__).parent / "migrations",
         repositories=SegmenterRepository,
     )
+    rules = handlers.RuleBook()
     service.consume(
         {
-            Topic.DEBT_IMPORTED.value: handlers.debt_imported_handler(clock),
-            Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(clock),
+            Topic.DEBT_IMPORTED.value: handlers.debt_imported_handler(clock, rules),
+            Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(clock, rules),
+            Topic.PROMISE_REGISTERED.value: handlers.promise_registered_handler(clock, rules),
+            Topic.MESSAGE_SENT.value: handlers.message_sent_handler(clock, rules),
         }
+    )
+    service.add_worker(
+        "aging",
+        handlers.aging_worker(
+            service.unit_of_work,
+            rules,
+            clock,
+            settings.aging_interval_seconds,
+            settings.activation_chunk_size,
+            asyncio.sleep,
+        ),
     )
     app = service.create_app(
         router,
         title="Recupero segmenter",
-        description="Places every debtor in an aging segment and collection stage.",
+        description="Places every debtor in a segment, collection stage and strategy by the "
+        "tenant's versioned rule set; ages the portfolio every local midnight.",
     )
+    app.state.clock = clock
+    app.state.rules = rules
     return service, app

@@ -1,15 +1,117 @@
 """All of the segmenter's queries, scoped by tenant."""
 
-from datetime import datetime
+import zlib
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Integer,
+    Text,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recupero_events import DebtImported, PaymentReceived
-from recupero_segmenter.adapters.tables import debtors, payments, segment_history
+from recupero_events import (
+    DebtImported,
+    DebtorSegmented,
+    PaymentReceived,
+    PromiseRegistered,
+    Topic,
+    event_type_of,
+)
+from recupero_segmenter.adapters.rule_sql import RuleSql
+from recupero_segmenter.adapters.tables import (
+    aging_clock,
+    debtors,
+    payments,
+    promises,
+    rulesets,
+    schema,
+    segment_history,
+)
 from recupero_segmenter.domain.aging import Placement
+from recupero_segmenter.domain.evaluation import DebtorFacts, reasons
+from recupero_segmenter.domain.rules import RuleSet
+
+# The debtor's facts as `DebtorFacts` fields, read from the row of the same names.
+FACT_COLUMNS = (
+    "balance_minor",
+    "currency",
+    "oldest_due_on",
+    "time_zone",
+    "country",
+    "product",
+    "zone",
+    "customer_type",
+    "risk_score",
+    "preferred_channel",
+    "documents_count",
+    "custom",
+    "actions_count",
+    "last_contact_channel",
+    "last_contact_on",
+    "promises_made",
+    "promises_kept",
+    "promises_broken",
+    "last_promise_on",
+    "payments_count",
+    "last_payment_on",
+)
+
+
+def facts_of(row: dict[str, Any]) -> DebtorFacts:
+    values = {name: row[name] for name in FACT_COLUMNS}
+    if values["balance_minor"] is None:
+        values["balance_minor"] = row["snapshot_balance_minor"]
+    return DebtorFacts(**values)
+
+
+@dataclass(frozen=True)
+class StoredRuleSet:
+    tenant_id: str
+    version: int
+    status: str
+    document: dict[str, Any]
+    source: str
+    description: str | None
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
+    resegment_cursor: str | None
+    resegment_evaluated: int
+    resegment_changed: int
+    resegment_finished_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return version_label(self.version)
+
+
+def version_label(version: int) -> str:
+    return f"v{version}"
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """How one set-based pass went."""
+
+    evaluated: int
+    changed: int
+    last_debtor_id: str | None
 
 
 class SegmenterRepository:
@@ -18,7 +120,10 @@ class SegmenterRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def save_snapshot(self, event: DebtImported) -> None:
+    # -- facts ----------------------------------------------------------------------------
+
+    async def save_snapshot(self, event: DebtImported, facts: dict[str, Any]) -> bool:
+        """Store the import's snapshot and facts; False when an older snapshot arrived late."""
         values = {
             "tenant_id": event.tenant_id,
             "debtor_id": event.debtor_id,
@@ -27,15 +132,25 @@ class SegmenterRepository:
             "currency": event.balance.currency,
             "snapshot_as_of": event.as_of,
             "oldest_due_on": event.oldest_due_on,
+            **facts,
         }
         upsert = insert(debtors).values(values)
         # An older snapshot delivered late never overwrites a newer one.
-        await self.session.execute(
+        saved = await self.session.scalar(
             upsert.on_conflict_do_update(
                 index_elements=[debtors.c.tenant_id, debtors.c.debtor_id],
                 set_={key: upsert.excluded[key] for key in values},
                 where=debtors.c.snapshot_as_of <= upsert.excluded.snapshot_as_of,
-            )
+            ).returning(debtors.c.debtor_id)
+        )
+        return saved is not None
+
+    async def watch_time_zone(self, tenant_id: str, time_zone: str, today: date) -> None:
+        """Make the aging sweep visit this tenant's debtors in this zone from tomorrow on."""
+        await self.session.execute(
+            insert(aging_clock)
+            .values(tenant_id=tenant_id, time_zone=time_zone, swept_on=today)
+            .on_conflict_do_nothing()
         )
 
     async def record_payment(self, event: PaymentReceived) -> bool:
@@ -54,12 +169,75 @@ class SegmenterRepository:
         )
         return inserted is not None
 
+    async def payment_times(self, tenant_id: str, debtor_id: str) -> list[datetime]:
+        result = await self.session.scalars(
+            select(payments.c.received_at).where(
+                payments.c.tenant_id == tenant_id, payments.c.debtor_id == debtor_id
+            )
+        )
+        return list(result)
+
+    async def record_promise(self, event: PromiseRegistered) -> bool:
+        inserted = await self.session.scalar(
+            insert(promises)
+            .values(
+                tenant_id=event.tenant_id,
+                promise_id=event.promise_id,
+                debtor_id=event.debtor_id,
+                amount_minor=event.amount.amount_minor,
+                currency=event.amount.currency,
+                promised_on=event.promised_on,
+                registered_at=event.registered_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(promises.c.promise_id)
+        )
+        return inserted is not None
+
+    async def record_promise_outcome(
+        self, tenant_id: str, promise_id: UUID, outcome: str, at: datetime
+    ) -> str | None:
+        """Mark a promise kept or broken once; returns its debtor, or None if already decided."""
+        debtor_id: str | None = await self.session.scalar(
+            update(promises)
+            .where(
+                promises.c.tenant_id == tenant_id,
+                promises.c.promise_id == promise_id,
+                promises.c.outcome.is_(None),
+            )
+            .values(outcome=outcome, outcome_at=at)
+            .returning(promises.c.debtor_id)
+        )
+        return debtor_id
+
+    async def update_facts(self, tenant_id: str, debtor_id: str, **changes: Any) -> None:
+        await self.session.execute(
+            update(debtors)
+            .where(debtors.c.tenant_id == tenant_id, debtors.c.debtor_id == debtor_id)
+            .values(**changes)
+        )
+
+    async def count_up(self, tenant_id: str, debtor_id: str, counter: str, **changes: Any) -> None:
+        await self.update_facts(
+            tenant_id, debtor_id, **{counter: debtors.c[counter] + 1}, **changes
+        )
+
     async def debtor_for_update(self, tenant_id: str, debtor_id: str) -> dict[str, Any] | None:
         row = (
             await self.session.execute(
                 select(debtors)
                 .where(debtors.c.tenant_id == tenant_id, debtors.c.debtor_id == debtor_id)
                 .with_for_update()
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def debtor(self, tenant_id: str, debtor_id: str) -> dict[str, Any] | None:
+        row = (
+            await self.session.execute(
+                select(debtors).where(
+                    debtors.c.tenant_id == tenant_id, debtors.c.debtor_id == debtor_id
+                )
             )
         ).one_or_none()
         return None if row is None else dict(row._mapping)
@@ -76,6 +254,8 @@ class SegmenterRepository:
         )
         return [(row.amount_minor, row.received_at) for row in result]
 
+    # -- placements -------------------------------------------------------------------------
+
     async def save_placement(
         self,
         tenant_id: str,
@@ -83,6 +263,8 @@ class SegmenterRepository:
         placement: Placement,
         balance_minor: int,
         evaluated_at: datetime,
+        previous: tuple[str | None, str | None],
+        trigger: str,
     ) -> None:
         await self.session.execute(
             update(debtors)
@@ -90,6 +272,7 @@ class SegmenterRepository:
             .values(
                 segment=placement.segment,
                 stage=placement.stage.value,
+                strategy=placement.strategy,
                 days_past_due=placement.days_past_due,
                 balance_minor=balance_minor,
                 ruleset_version=placement.ruleset_version,
@@ -102,11 +285,15 @@ class SegmenterRepository:
                 debtor_id=debtor_id,
                 segment=placement.segment,
                 stage=placement.stage.value,
+                strategy=placement.strategy,
+                previous_segment=previous[0],
+                previous_stage=previous[1],
                 days_past_due=placement.days_past_due,
                 balance_minor=balance_minor,
                 ruleset_version=placement.ruleset_version,
                 reason=placement.reason,
                 evaluated_at=evaluated_at,
+                trigger=trigger,
             )
         )
 
@@ -119,3 +306,402 @@ class SegmenterRepository:
             .order_by(segment_history.c.id.desc())
         )
         return [dict(row._mapping) for row in result]
+
+    # -- rule sets --------------------------------------------------------------------------
+
+    async def add_ruleset(
+        self, tenant_id: str, document: dict[str, Any], source: str, now: datetime
+    ) -> int:
+        """Store a validated draft as the tenant's next version number."""
+        # Two uploads at once must not both take version n+1.
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": zlib.crc32(f"rulesets:{tenant_id}".encode())},
+        )
+        latest = await self.session.scalar(
+            select(func.coalesce(func.max(rulesets.c.version), 0)).where(
+                rulesets.c.tenant_id == tenant_id
+            )
+        )
+        version = int(latest or 0) + 1
+        await self.session.execute(
+            rulesets.insert().values(
+                tenant_id=tenant_id,
+                version=version,
+                status="draft",
+                document=document,
+                source=source,
+                description=document.get("description"),
+                created_at=now,
+            )
+        )
+        return version
+
+    async def rulesets_of(self, tenant_id: str) -> list[StoredRuleSet]:
+        rows = await self.session.execute(
+            select(rulesets)
+            .where(rulesets.c.tenant_id == tenant_id)
+            .order_by(rulesets.c.version.desc())
+        )
+        return [StoredRuleSet(**row._mapping) for row in rows]
+
+    async def ruleset(
+        self, tenant_id: str, version: int, for_update: bool = False
+    ) -> StoredRuleSet | None:
+        query = select(rulesets).where(
+            rulesets.c.tenant_id == tenant_id, rulesets.c.version == version
+        )
+        row = (
+            await self.session.execute(query.with_for_update() if for_update else query)
+        ).one_or_none()
+        return None if row is None else StoredRuleSet(**row._mapping)
+
+    async def active_ruleset(self, tenant_id: str) -> StoredRuleSet | None:
+        row = (
+            await self.session.execute(
+                select(rulesets).where(
+                    rulesets.c.tenant_id == tenant_id, rulesets.c.status == "active"
+                )
+            )
+        ).one_or_none()
+        return None if row is None else StoredRuleSet(**row._mapping)
+
+    async def activate(self, tenant_id: str, version: int, now: datetime) -> None:
+        """Make `version` the one active version; the previous one is retired."""
+        await self.session.execute(
+            update(rulesets)
+            .where(rulesets.c.tenant_id == tenant_id, rulesets.c.status == "active")
+            .values(status="retired", retired_at=now)
+        )
+        await self.session.execute(
+            update(rulesets)
+            .where(rulesets.c.tenant_id == tenant_id, rulesets.c.version == version)
+            .values(
+                status="active",
+                activated_at=now,
+                retired_at=None,
+                resegment_cursor=None,
+                resegment_evaluated=0,
+                resegment_changed=0,
+                resegment_finished_at=None,
+            )
+        )
+
+    async def unfinished_activations(self) -> list[tuple[str, int]]:
+        rows = await self.session.execute(
+            select(rulesets.c.tenant_id, rulesets.c.version).where(
+                rulesets.c.status == "active", rulesets.c.resegment_finished_at.is_(None)
+            )
+        )
+        return [(row.tenant_id, row.version) for row in rows]
+
+    async def record_progress(
+        self,
+        tenant_id: str,
+        version: int,
+        done: Segmentation,
+        finished_at: datetime | None,
+    ) -> None:
+        await self.session.execute(
+            update(rulesets)
+            .where(rulesets.c.tenant_id == tenant_id, rulesets.c.version == version)
+            .values(
+                resegment_cursor=done.last_debtor_id,
+                resegment_evaluated=rulesets.c.resegment_evaluated + done.evaluated,
+                resegment_changed=rulesets.c.resegment_changed + done.changed,
+                resegment_finished_at=finished_at,
+            )
+        )
+
+    # -- set-based segmentation -------------------------------------------------------------
+
+    async def time_zones(self, tenant_id: str) -> list[str]:
+        result = await self.session.scalars(
+            select(debtors.c.time_zone).where(debtors.c.tenant_id == tenant_id).distinct()
+        )
+        return list(result)
+
+    async def next_chunk(
+        self, tenant_id: str, after: str | None, size: int
+    ) -> tuple[str, int] | None:
+        """The last debtor id and the count of the next `size` debtors after `after`."""
+        ids = select(debtors.c.debtor_id).where(debtors.c.tenant_id == tenant_id)
+        if after is not None:
+            ids = ids.where(debtors.c.debtor_id > after)
+        chunk = ids.order_by(debtors.c.debtor_id).limit(size).subquery()
+        row = (await self.session.execute(select(func.max(chunk.c.debtor_id), func.count()))).one()
+        return None if row[1] == 0 else (row[0], row[1])
+
+    async def resegment(
+        self,
+        tenant_id: str,
+        ruleset: RuleSet,
+        label: str,
+        zones: list[tuple[str, date]],
+        now: datetime,
+        trigger: str,
+        correlation_id: str | None,
+        *,
+        after: str | None = None,
+        upto: str | None = None,
+        time_zone: str | None = None,
+    ) -> int:
+        """Evaluate the rule set for a slice of the tenant's debtors in one statement; write the
+        placement, a history row and a `debtor-segmented` outbox row for each debtor whose
+        segment, stage or strategy changes. Returns how many changed."""
+        d = debtors.alias("d")
+        zone_dates = values(
+            column("time_zone", Text), column("local_date", Date), name="zone_dates"
+        ).data(zones)
+        rules = RuleSql(d, zone_dates.c.local_date)
+        texts = reasons(ruleset)
+        targets = values(
+            column("idx", Integer),
+            column("segment", Text),
+            column("stage", Text),
+            column("strategy", Text),
+            column("reason", Text),
+            name="targets",
+        ).data(
+            [
+                (index, target.name, target.stage.value, target.strategy, texts[index])
+                for index, target in enumerate(ruleset.targets())
+            ]
+        )
+        where = [d.c.tenant_id == tenant_id]
+        if after is not None:
+            where.append(d.c.debtor_id > after)
+        if upto is not None:
+            where.append(d.c.debtor_id <= upto)
+        if time_zone is not None:
+            where.append(d.c.time_zone == time_zone)
+        evaluated = (
+            select(
+                d.c.tenant_id,
+                d.c.debtor_id,
+                d.c.segment.label("previous_segment"),
+                d.c.stage.label("previous_stage"),
+                d.c.strategy.label("previous_strategy"),
+                rules.segment_index(ruleset).label("idx"),
+                rules.days_past_due.label("dpd"),
+            )
+            .select_from(d.join(zone_dates, zone_dates.c.time_zone == d.c.time_zone))
+            .where(*where)
+            .cte("evaluated")
+        )
+        placed = (
+            select(
+                evaluated, targets.c.segment, targets.c.stage, targets.c.strategy, targets.c.reason
+            )
+            .join_from(evaluated, targets, targets.c.idx == evaluated.c.idx)
+            .where(
+                or_(
+                    evaluated.c.previous_segment.is_distinct_from(targets.c.segment),
+                    evaluated.c.previous_stage.is_distinct_from(targets.c.stage),
+                    evaluated.c.previous_strategy.is_distinct_from(targets.c.strategy),
+                )
+            )
+            .cte("placed")
+        )
+        at = literal(now, DateTime(timezone=True))
+        changed = (
+            update(debtors)
+            .where(
+                debtors.c.tenant_id == placed.c.tenant_id,
+                debtors.c.debtor_id == placed.c.debtor_id,
+            )
+            .values(
+                segment=placed.c.segment,
+                stage=placed.c.stage,
+                strategy=placed.c.strategy,
+                days_past_due=placed.c.dpd,
+                ruleset_version=label,
+                segmented_at=at,
+            )
+            .returning(
+                debtors.c.tenant_id,
+                debtors.c.debtor_id,
+                debtors.c.contact,
+                debtors.c.balance_minor,
+                debtors.c.snapshot_balance_minor,
+                debtors.c.currency,
+                debtors.c.snapshot_as_of,
+                debtors.c.oldest_due_on,
+                placed.c.segment,
+                placed.c.stage,
+                placed.c.strategy,
+                placed.c.previous_segment,
+                placed.c.previous_stage,
+                placed.c.reason,
+                placed.c.dpd,
+            )
+            .cte("changed")
+        )
+        c = changed.c
+        history = (
+            insert(segment_history)
+            .from_select(
+                [
+                    "tenant_id",
+                    "debtor_id",
+                    "segment",
+                    "stage",
+                    "strategy",
+                    "previous_segment",
+                    "previous_stage",
+                    "days_past_due",
+                    "balance_minor",
+                    "ruleset_version",
+                    "reason",
+                    "evaluated_at",
+                    "trigger",
+                ],
+                select(
+                    c.tenant_id,
+                    c.debtor_id,
+                    c.segment,
+                    c.stage,
+                    c.strategy,
+                    c.previous_segment,
+                    c.previous_stage,
+                    c.dpd,
+                    c.balance_minor,
+                    literal(label, Text),
+                    c.reason,
+                    at,
+                    literal(trigger, Text),
+                ),
+            )
+            .cte("history")
+        )
+
+        def key(name: str) -> Any:
+            return literal_column(f"'{name}'")  # our own constant field names, never input
+
+        def money(amount: Any) -> Any:
+            return func.json_build_object(key("amount_minor"), amount, key("currency"), c.currency)
+
+        payload = func.json_build_object(
+            key("tenant_id"), c.tenant_id,
+            key("debtor_id"), c.debtor_id,
+            key("segment"), c.segment,
+            key("stage"), c.stage,
+            key("strategy"), c.strategy,
+            key("previous_segment"), c.previous_segment,
+            key("previous_stage"), c.previous_stage,
+            key("days_past_due"), c.dpd,
+            key("balance"), money(c.balance_minor),
+            key("snapshot_balance"), money(c.snapshot_balance_minor),
+            key("snapshot_as_of"), c.snapshot_as_of,
+            key("oldest_due_on"), c.oldest_due_on,
+            key("contact"), c.contact,
+            key("ruleset_version"), literal(label, Text),
+            key("reason"), c.reason,
+            key("evaluated_at"), at,
+        )  # fmt: skip
+        outbox = schema.outbox
+        statement = (
+            insert(outbox)
+            .from_select(
+                [
+                    "event_id",
+                    "tenant_id",
+                    "debtor_id",
+                    "topic",
+                    "event_type",
+                    "source",
+                    "correlation_id",
+                    "value",
+                ],
+                select(
+                    func.gen_random_uuid(),
+                    c.tenant_id,
+                    c.debtor_id,
+                    literal(Topic.DEBTOR_SEGMENTED.value, Text),
+                    literal(event_type_of(DebtorSegmented), Text),
+                    literal("recupero/segmenter", Text),
+                    literal(correlation_id, Text),
+                    func.convert_to(func.cast(payload, Text), literal("UTF8", Text)),
+                ),
+            )
+            .add_cte(history)
+        )
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def preview(
+        self, tenant_id: str, ruleset: RuleSet, zones: list[tuple[str, date]]
+    ) -> list[tuple[str | None, int, str, int, int]]:
+        """(current segment, proposed index, currency, debtors, balance) for the whole portfolio."""
+        d = debtors.alias("d")
+        zone_dates = values(
+            column("time_zone", Text), column("local_date", Date), name="zone_dates"
+        ).data(zones)
+        rules = RuleSql(d, zone_dates.c.local_date)
+        proposed = (
+            select(
+                d.c.segment,
+                d.c.currency,
+                func.coalesce(d.c.balance_minor, d.c.snapshot_balance_minor).label("balance"),
+                rules.segment_index(ruleset).label("idx"),
+            )
+            .select_from(d.join(zone_dates, zone_dates.c.time_zone == d.c.time_zone))
+            .where(d.c.tenant_id == tenant_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(
+                proposed.c.segment,
+                proposed.c.idx,
+                proposed.c.currency,
+                func.count(),
+                func.cast(func.sum(proposed.c.balance), BigInteger),
+            ).group_by(proposed.c.segment, proposed.c.idx, proposed.c.currency)
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def evaluate_with_sql(
+        self, tenant_id: str, ruleset: RuleSet, zones: list[tuple[str, date]]
+    ) -> dict[str, tuple[int, int]]:
+        """Each debtor's segment index and propensity score by the compiled SQL, without
+        writing: what the property test compares with the Python evaluator."""
+        d = debtors.alias("d")
+        zone_dates = values(
+            column("time_zone", Text), column("local_date", Date), name="zone_dates"
+        ).data(zones)
+        rules = RuleSql(d, zone_dates.c.local_date)
+        rows = await self.session.execute(
+            select(d.c.debtor_id, rules.segment_index(ruleset), rules.propensity_score())
+            .select_from(d.join(zone_dates, zone_dates.c.time_zone == d.c.time_zone))
+            .where(d.c.tenant_id == tenant_id)
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    # -- aging ------------------------------------------------------------------------------
+
+    async def aging_clocks(self) -> list[tuple[str, str, date]]:
+        rows = await self.session.execute(select(aging_clock))
+        return [(row.tenant_id, row.time_zone, row.swept_on) for row in rows]
+
+    async def claim_aging(self, tenant_id: str, time_zone: str, today: date) -> bool:
+        """Take this zone's sweep for `today` unless another replica holds it or did it."""
+        claimed = await self.session.scalar(
+            select(aging_clock.c.tenant_id)
+            .where(
+                aging_clock.c.tenant_id == tenant_id,
+                aging_clock.c.time_zone == time_zone,
+                aging_clock.c.swept_on < today,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        return claimed is not None
+
+    async def mark_swept(self, tenant_id: str, time_zone: str, today: date) -> None:
+        await self.session.execute(
+            update(aging_clock)
+            .where(aging_clock.c.tenant_id == tenant_id, aging_clock.c.time_zone == time_zone)
+            .values(swept_on=today)
+        )
+
+
+__all__ = ["FACT_COLUMNS", "Segmentation", "SegmenterRepository", "StoredRuleSet"]
