@@ -122,11 +122,18 @@ def events_on_kafka(bootstrap: str, topic: str) -> int:
     """How many messages the topic holds: the sum of its partitions' high watermarks."""
     consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        )
+        for _ in range(50):  # a topic created moments ago may not have its leaders yet
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return sum(
+                    consumer.get_watermark_offsets(
+                        confluent_kafka.TopicPartition(topic, p), timeout=10
+                    )[1]
+                    for p in partitions
+                )
+            except confluent_kafka.KafkaException:
+                time.sleep(0.2)
+        raise RuntimeError(f"no watermarks for {topic}")
     finally:
         consumer.close()
 

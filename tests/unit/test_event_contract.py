@@ -76,6 +76,9 @@ def test_asyncapi_document_is_valid_asyncapi_3() -> None:
         "promise-registered",
         "payment-received",
         "debt-records",
+        "message-status-changed",
+        "promise-resolved",
+        "agent-task-completed",
     }
     receive = [op for op in document["operations"].values() if op["action"] == "receive"]
     assert [op["channel"]["$ref"] for op in receive] == ["#/channels/debtRecords"]

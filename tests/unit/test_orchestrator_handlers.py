@@ -33,7 +33,7 @@ class FakeOrchestratorRepository:
     async def upsert_case(self, event: DebtorSegmented, now: datetime) -> dict[str, Any]:
         key = (event.tenant_id, event.debtor_id)
         case = self.cases.setdefault(
-            key, {"status": "open", "opened_at": now, "closed_reason": None}
+            key, {"status": "open", "opened_at": now, "closed_reason": None, "strategy_id": None}
         )
         case.update(
             tenant_id=event.tenant_id,
@@ -48,6 +48,22 @@ class FakeOrchestratorRepository:
             snapshot_as_of=event.snapshot_as_of,
         )
         return dict(case)
+
+    # No tenant strategies here: every debtor follows the default plan.
+    async def variants_of(self, tenant_id: str, segment: str) -> list[tuple[str, int]]:
+        return []
+
+    async def active_strategy(self, tenant_id: str, strategy_id: str) -> None:
+        return None
+
+    async def active_strategy_for_segment(self, tenant_id: str, segment: str) -> None:
+        return None
+
+    async def promises_of(self, tenant_id: str, debtor_id: str) -> list[dict[str, Any]]:
+        return []
+
+    async def cancel_open_tasks(self, tenant_id: str, debtor_id: str, reason: str) -> None:
+        return None
 
     async def case_for_update(self, tenant_id: str, debtor_id: str) -> dict[str, Any] | None:
         case = self.cases.get((tenant_id, debtor_id))
@@ -97,6 +113,7 @@ class FakeOrchestratorRepository:
                 "due_at": step.due_at,
                 "planned_at": planned_at,
                 "status": "pending",
+                "action_key": None,
             }
 
     async def cancel_pending(self, tenant_id: str, debtor_id: str, reason: str) -> int:
@@ -199,7 +216,7 @@ async def test_due_actions_fire_once_in_order_with_the_current_balance(
     assert [(e.template, e.balance.amount_minor) for e in first] == [("first-reminder", 250_000)]
     assert await fire(work, NOW + timedelta(days=1)) == []
 
-    await handlers.payment_received_handler()(delivered(payment(50_000)), work)
+    await handlers.payment_received_handler(lambda: NOW)(delivered(payment(50_000)), work)
     second = await fire(work, NOW + timedelta(days=3))
     assert [(e.template, e.balance.amount_minor) for e in second] == [("second-reminder", 200_000)]
 
@@ -210,7 +227,7 @@ async def test_full_payment_closes_the_case_and_cancels_what_was_pending(
     await open_case(work)
     await fire(work, NOW)
     paid = payment(250_000)
-    await handlers.payment_received_handler()(delivered(paid), work)
+    await handlers.payment_received_handler(lambda: NOW)(delivered(paid), work)
     case = work.repo.cases[("acme-bank", "C-1")]
     assert (case["status"], case["closed_reason"]) == ("closed", "balance settled")
     assert sorted(a["status"] for a in work.repo.actions.values()) == ["cancelled", "fired"]
@@ -222,7 +239,7 @@ async def test_a_payment_redelivered_is_not_counted_twice(
 ) -> None:
     await open_case(work)
     half = payment(125_000)
-    handle = handlers.payment_received_handler()
+    handle = handlers.payment_received_handler(lambda: NOW)
     await handle(delivered(half), work)
     await handle(delivered(half), work)
     assert work.repo.cases[("acme-bank", "C-1")]["status"] == "open"

@@ -1,4 +1,4 @@
-"""Payload models of the six published events.
+"""Payload models of the published events.
 
 Producers build these models (strict types, validated on construction); consumers validate incoming
 JSON against them and ignore fields they do not know, so adding an optional field keeps the version.
@@ -346,6 +346,90 @@ class PaymentReceived(EventPayload):
     received_at: UtcDatetime = Field(description="When the money was received.")
 
 
+class MessageStatus(StrEnum):
+    """What a provider reported about a message after accepting it."""
+
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    REPLIED = "replied"
+
+
+class MessageStatusChanged(EventPayload):
+    """A provider reported a message delivered, read, failed, or the debtor replied to it."""
+
+    topic = Topic.MESSAGE_STATUS_CHANGED
+    event_type = "com.recupero.message.status.changed"
+
+    action_id: UUID = Field(description="Action the message carried out.")
+    channel: Channel = Field(description="Channel of the message.")
+    status: MessageStatus = Field(description="The message's new status.")
+    occurred_at: UtcDatetime = Field(description="When the provider saw the change.")
+    detail: str | None = Field(
+        default=None,
+        description="Provider's error or the start of the reply, when there is one.",
+        examples=["131026: message undeliverable"],
+    )
+
+
+class PromiseOutcome(StrEnum):
+    """How a promise to pay ended."""
+
+    KEPT = "kept"
+    PARTIALLY_KEPT = "partially_kept"
+    BROKEN = "broken"
+
+
+class PromiseResolved(EventPayload):
+    """A promise to pay was judged: kept (paid in full), or at its deadline partially kept or
+    broken."""
+
+    topic = Topic.PROMISE_RESOLVED
+    event_type = "com.recupero.promise.resolved"
+
+    promise_id: UUID = Field(description="The promise judged.")
+    outcome: PromiseOutcome = Field(description="How it ended.")
+    promised: Money = Field(description="Amount promised.")
+    paid: Money = Field(description="Paid towards it before the deadline.")
+    promised_on: date = Field(description="Date the debtor promised to pay by.")
+    deadline: UtcDatetime = Field(
+        description="End of the promised day plus the strategy's grace days, debtor's time zone."
+    )
+    resolved_at: UtcDatetime = Field(description="When the outcome was decided.")
+    reason: str = Field(
+        description="Human-readable summary.",
+        examples=["broken: paid 0 MXN of 150000 MXN promised by 2026-11-20"],
+    )
+
+
+class AgentTaskOutcome(StrEnum):
+    """What an agent recorded after working a task."""
+
+    CONTACTED = "contacted"
+    PROMISE = "promise"
+    REFUSED = "refused"
+    WRONG_NUMBER = "wrong_number"
+    NO_ANSWER = "no_answer"
+
+
+class AgentTaskCompleted(EventPayload):
+    """An agent worked a collection task (call, visit, referral, follow-up) and recorded how it
+    went."""
+
+    topic = Topic.AGENT_TASK_COMPLETED
+    event_type = "com.recupero.agent.task.completed"
+
+    task_id: UUID = Field(description="The task worked.")
+    action_id: UUID = Field(description="Strategy action that created the task.")
+    agent_id: str = Field(min_length=1, description="Agent who worked it.", examples=["ag-17"])
+    skill: str = Field(
+        description="Kind of work: agent_call, field_visit, legal_referral or follow_up."
+    )
+    outcome: AgentTaskOutcome = Field(description="What happened.")
+    note: str | None = Field(default=None, description="The agent's note.")
+    completed_at: UtcDatetime = Field(description="When the outcome was recorded.")
+
+
 class SubmittedDocument(BaseModel):
     """One debt document as a core system sends it. Values are text, validated by ingest with the
     same rules as a file, so a bad value becomes a reported rejection, not a lost message."""
@@ -408,5 +492,8 @@ PAYLOAD_BY_TOPIC: dict[Topic, type[EventPayload]] = {
         PromiseRegistered,
         PaymentReceived,
         DebtRecordsSubmitted,
+        MessageStatusChanged,
+        PromiseResolved,
+        AgentTaskCompleted,
     )
 }

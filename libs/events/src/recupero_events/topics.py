@@ -10,6 +10,9 @@ class Topic(StrEnum):
     MESSAGE_SENT = "message-sent"
     PROMISE_REGISTERED = "promise-registered"
     PAYMENT_RECEIVED = "payment-received"
+    MESSAGE_STATUS_CHANGED = "message-status-changed"
+    PROMISE_RESOLVED = "promise-resolved"
+    AGENT_TASK_COMPLETED = "agent-task-completed"
     # Inbound: core systems stream their debt records to Recupero on this topic.
     DEBT_RECORDS = "debt-records"
 

@@ -1,4 +1,5 @@
-"""Wires the orchestrator: case handlers on segment and payment events, plus the scheduler."""
+"""Wires the orchestrator: handlers on segment, message, promise and payment events, the scheduler
+and the API."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,8 +10,10 @@ from recupero_events import Topic
 from recupero_orchestrator import handlers
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.adapters.tables import schema
+from recupero_orchestrator.entrypoints.agents import router as agents_router
 from recupero_orchestrator.entrypoints.api import router
 from recupero_orchestrator.entrypoints.scheduler import scheduler_loop
+from recupero_orchestrator.entrypoints.strategies import router as strategies_router
 from recupero_orchestrator.settings import OrchestratorSettings
 from recupero_runtime.service import Service
 
@@ -31,7 +34,10 @@ def bootstrap(
     service.consume(
         {
             Topic.DEBTOR_SEGMENTED.value: handlers.debtor_segmented_handler(clock, timing),
-            Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(),
+            Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(clock),
+            Topic.PROMISE_REGISTERED.value: handlers.promise_registered_handler(clock),
+            Topic.MESSAGE_SENT.value: handlers.message_sent_handler(clock),
+            Topic.MESSAGE_STATUS_CHANGED.value: handlers.message_status_changed_handler(clock),
         }
     )
     service.add_worker(
@@ -45,7 +51,11 @@ def bootstrap(
     )
     app = service.create_app(
         router,
+        strategies_router,
+        agents_router,
         title="Recupero orchestrator",
         description="Walks debtors through collection strategies; fires `action-due` on time.",
     )
+    # Requests judge time by the same clock as the consumers and the scheduler.
+    app.state.clock = clock
     return service, app

@@ -4,13 +4,30 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recupero_events import DebtorSegmented, PaymentReceived
-from recupero_orchestrator.adapters.tables import cases, payments, scheduled_actions
+from recupero_events import DebtorSegmented, PaymentReceived, PromiseRegistered
+from recupero_orchestrator.adapters.tables import (
+    agent_tasks,
+    authorised_channels,
+    cases,
+    contact_decisions,
+    contact_history,
+    holds,
+    opt_outs,
+    payments,
+    policy_overrides,
+    promises,
+    scheduled_actions,
+    segment_variants,
+    strategy_versions,
+    variant_assignments,
+)
 from recupero_orchestrator.domain.strategy import PlannedStep
+
+Row = dict[str, Any]
 
 
 class OrchestratorRepository:
@@ -179,7 +196,9 @@ class OrchestratorRepository:
             .where(scheduled_actions.c.status == "pending", scheduled_actions.c.due_at <= now)
             .order_by(scheduled_actions.c.due_at)
             .limit(limit)
-            .with_for_update(of=scheduled_actions, skip_locked=True)
+            # The case is locked too, without waiting: consumers lock the case before its actions,
+            # so the scheduler never waits on a lock a consumer holds.
+            .with_for_update(of=[scheduled_actions, cases], skip_locked=True)
         )
         return [dict(row._mapping) for row in result]
 
@@ -188,7 +207,7 @@ class OrchestratorRepository:
             await self.session.execute(
                 update(scheduled_actions)
                 .where(scheduled_actions.c.action_id.in_(action_ids))
-                .values(status="fired", fired_at=now)
+                .values(status="fired", fired_at=now, happened_at=now)
             )
 
     async def actions_of(self, tenant_id: str, debtor_id: str) -> list[dict[str, Any]]:
@@ -199,5 +218,643 @@ class OrchestratorRepository:
                 scheduled_actions.c.debtor_id == debtor_id,
             )
             .order_by(scheduled_actions.c.due_at)
+        )
+        return [dict(row._mapping) for row in result]
+
+    # --- Strategies and variants ---------------------------------------------------------------
+
+    async def strategy_version(self, tenant_id: str, strategy_id: str, version: int) -> Row | None:
+        row = (
+            await self.session.execute(
+                select(strategy_versions).where(
+                    strategy_versions.c.tenant_id == tenant_id,
+                    strategy_versions.c.strategy_id == strategy_id,
+                    strategy_versions.c.version == version,
+                )
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def add_strategy_version(
+        self, tenant_id: str, strategy_id: str, version: int, document: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            insert(strategy_versions).values(
+                tenant_id=tenant_id,
+                strategy_id=strategy_id,
+                version=version,
+                document=document,
+                status="draft",
+            )
+        )
+
+    async def replace_draft(
+        self, tenant_id: str, strategy_id: str, version: int, document: dict[str, Any]
+    ) -> None:
+        await self.session.execute(
+            update(strategy_versions)
+            .where(
+                strategy_versions.c.tenant_id == tenant_id,
+                strategy_versions.c.strategy_id == strategy_id,
+                strategy_versions.c.version == version,
+            )
+            .values(document=document)
+        )
+
+    async def strategy_versions_of(self, tenant_id: str, strategy_id: str | None) -> list[Row]:
+        query = select(strategy_versions).where(strategy_versions.c.tenant_id == tenant_id)
+        if strategy_id is not None:
+            query = query.where(strategy_versions.c.strategy_id == strategy_id)
+        result = await self.session.execute(
+            query.order_by(strategy_versions.c.strategy_id, strategy_versions.c.version)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def activate_strategy(
+        self, tenant_id: str, strategy_id: str, version: int, now: datetime
+    ) -> None:
+        """The version becomes the active one; the one active before is retired."""
+        mine = and_(
+            strategy_versions.c.tenant_id == tenant_id,
+            strategy_versions.c.strategy_id == strategy_id,
+        )
+        await self.session.execute(
+            update(strategy_versions)
+            .where(mine, strategy_versions.c.status == "active")
+            .values(status="retired")
+        )
+        await self.session.execute(
+            update(strategy_versions)
+            .where(mine, strategy_versions.c.version == version)
+            .values(status="active", activated_at=now)
+        )
+
+    async def active_strategy(self, tenant_id: str, strategy_id: str) -> Row | None:
+        row = (
+            await self.session.execute(
+                select(strategy_versions).where(
+                    strategy_versions.c.tenant_id == tenant_id,
+                    strategy_versions.c.strategy_id == strategy_id,
+                    strategy_versions.c.status == "active",
+                )
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def active_strategy_for_segment(self, tenant_id: str, segment: str) -> Row | None:
+        """An active strategy whose document lists the segment (the first by id)."""
+        row = (
+            await self.session.execute(
+                select(strategy_versions)
+                .where(
+                    strategy_versions.c.tenant_id == tenant_id,
+                    strategy_versions.c.status == "active",
+                    strategy_versions.c.document.contains({"segments": [segment]}),
+                )
+                .order_by(strategy_versions.c.strategy_id)
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def replace_variants(
+        self, tenant_id: str, segment: str, shares: list[tuple[str, int]]
+    ) -> None:
+        await self.session.execute(
+            segment_variants.delete().where(
+                segment_variants.c.tenant_id == tenant_id, segment_variants.c.segment == segment
+            )
+        )
+        await self.session.execute(
+            segment_variants.insert(),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "segment": segment,
+                    "strategy_id": strategy_id,
+                    "percent": percent,
+                    "position": position,
+                }
+                for position, (strategy_id, percent) in enumerate(shares)
+            ],
+        )
+
+    async def variants_of(self, tenant_id: str, segment: str) -> list[tuple[str, int]]:
+        result = await self.session.execute(
+            select(segment_variants.c.strategy_id, segment_variants.c.percent)
+            .where(segment_variants.c.tenant_id == tenant_id, segment_variants.c.segment == segment)
+            .order_by(segment_variants.c.position)
+        )
+        return [(row.strategy_id, row.percent) for row in result]
+
+    async def assigned_variant(self, tenant_id: str, segment: str, debtor_id: str) -> str | None:
+        found: str | None = await self.session.scalar(
+            select(variant_assignments.c.strategy_id).where(
+                variant_assignments.c.tenant_id == tenant_id,
+                variant_assignments.c.segment == segment,
+                variant_assignments.c.debtor_id == debtor_id,
+            )
+        )
+        return found
+
+    async def assign_variant(
+        self, tenant_id: str, segment: str, debtor_id: str, strategy_id: str, now: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(variant_assignments)
+            .values(
+                tenant_id=tenant_id,
+                segment=segment,
+                debtor_id=debtor_id,
+                strategy_id=strategy_id,
+                assigned_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def variant_results(self, tenant_id: str, segment: str) -> list[Row]:
+        """Per variant of the segment: debtors, cures, contacts, promises and money collected
+        since each debtor was assigned (one row per variant and payment currency)."""
+        result = await self.session.execute(
+            text(
+                """
+                SELECT a.strategy_id,
+                       count(*) AS debtors,
+                       count(*) FILTER (WHERE c.status = 'closed') AS cured,
+                       count(*) FILTER (WHERE EXISTS (
+                           SELECT 1 FROM orchestrator.contact_history h
+                           WHERE h.tenant_id = a.tenant_id AND h.debtor_id = a.debtor_id
+                             AND h.contacted_at >= a.assigned_at)) AS contacted,
+                       coalesce(sum((SELECT count(*) FROM orchestrator.contact_history h
+                           WHERE h.tenant_id = a.tenant_id AND h.debtor_id = a.debtor_id
+                             AND h.contacted_at >= a.assigned_at)), 0) AS contacts,
+                       coalesce(sum((SELECT count(*) FROM orchestrator.promises p
+                           WHERE p.tenant_id = a.tenant_id AND p.debtor_id = a.debtor_id
+                             AND p.registered_at >= a.assigned_at)), 0) AS promises_made,
+                       coalesce(sum((SELECT count(*) FROM orchestrator.promises p
+                           WHERE p.tenant_id = a.tenant_id AND p.debtor_id = a.debtor_id
+                             AND p.registered_at >= a.assigned_at AND p.status = 'kept')), 0)
+                           AS promises_kept
+                FROM orchestrator.variant_assignments a
+                LEFT JOIN orchestrator.cases c
+                  ON c.tenant_id = a.tenant_id AND c.debtor_id = a.debtor_id
+                WHERE a.tenant_id = :tenant AND a.segment = :segment
+                GROUP BY a.strategy_id
+                ORDER BY a.strategy_id
+                """
+            ),
+            {"tenant": tenant_id, "segment": segment},
+        )
+        rows = [dict(row._mapping) for row in result]
+        collected = await self.session.execute(
+            text(
+                """
+                SELECT a.strategy_id, p.currency, sum(p.amount_minor) AS amount_minor
+                FROM orchestrator.variant_assignments a
+                JOIN orchestrator.payments p
+                  ON p.tenant_id = a.tenant_id AND p.debtor_id = a.debtor_id
+                 AND p.received_at >= a.assigned_at
+                WHERE a.tenant_id = :tenant AND a.segment = :segment
+                GROUP BY a.strategy_id, p.currency
+                """
+            ),
+            {"tenant": tenant_id, "segment": segment},
+        )
+        by_strategy: dict[str, list[Row]] = {}
+        for paid in collected:
+            by_strategy.setdefault(paid.strategy_id, []).append(
+                {"amount_minor": int(paid.amount_minor), "currency": paid.currency}
+            )
+        for row in rows:
+            row["collected"] = by_strategy.get(row["strategy_id"], [])
+        return rows
+
+    # --- The debtor's case under a strategy ---------------------------------------------------
+
+    async def follow_strategy(
+        self,
+        tenant_id: str,
+        debtor_id: str,
+        strategy: tuple[str, int] | None,
+        entered_at: datetime,
+    ) -> None:
+        strategy_id, version = strategy if strategy else (None, None)
+        await self.session.execute(
+            update(cases)
+            .where(cases.c.tenant_id == tenant_id, cases.c.debtor_id == debtor_id)
+            .values(
+                strategy_id=strategy_id,
+                strategy_version=version,
+                segment_entered_at=entered_at,
+                plan_status=None,
+                plan_reason=None,
+                updated_at=func.now(),
+            )
+        )
+
+    async def set_plan_status(
+        self, tenant_id: str, debtor_id: str, status: str, reason: str
+    ) -> None:
+        await self.session.execute(
+            update(cases)
+            .where(cases.c.tenant_id == tenant_id, cases.c.debtor_id == debtor_id)
+            .values(plan_status=status, plan_reason=reason)
+        )
+
+    async def record_reply(self, tenant_id: str, debtor_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(cases)
+            .where(cases.c.tenant_id == tenant_id, cases.c.debtor_id == debtor_id)
+            .values(replied_at=func.greatest(func.coalesce(cases.c.replied_at, at), at))
+        )
+
+    async def strategy_actions(self, tenant_id: str, debtor_id: str, key_prefix: str) -> list[Row]:
+        """The actions of one strategy run (one strategy version, one segment entry)."""
+        result = await self.session.execute(
+            select(scheduled_actions).where(
+                scheduled_actions.c.tenant_id == tenant_id,
+                scheduled_actions.c.debtor_id == debtor_id,
+                scheduled_actions.c.action_key.startswith(key_prefix + "/", autoescape=True),
+            )
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def propose(self, values: Row) -> Row | None:
+        """Store a planner proposal under its key. A cancelled action proposed again comes back
+        (a paused strategy resumes); a pending one becomes `skipped` when the proposal is a skip;
+        anything else is left alone. Returns the row when it changed."""
+        statement = insert(scheduled_actions).values(action_id=uuid4(), **values)
+        revivable = ["cancelled"] if values["status"] == "pending" else ["cancelled", "pending"]
+        row = (
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", "debtor_id", "action_key"],
+                    index_where=scheduled_actions.c.action_key.is_not(None),
+                    set_={
+                        "status": statement.excluded.status,
+                        "due_at": statement.excluded.due_at,
+                        "status_reason": statement.excluded.status_reason,
+                        "happened_at": statement.excluded.happened_at,
+                        "planned_at": statement.excluded.planned_at,
+                        "cancelled_at": None,
+                    },
+                    where=scheduled_actions.c.status.in_(revivable),
+                ).returning(*scheduled_actions.c)
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def cancel_pending_of_run(
+        self, tenant_id: str, debtor_id: str, key_prefix: str, reason: str
+    ) -> list[Row]:
+        result = await self.session.execute(
+            update(scheduled_actions)
+            .where(
+                scheduled_actions.c.tenant_id == tenant_id,
+                scheduled_actions.c.debtor_id == debtor_id,
+                scheduled_actions.c.status == "pending",
+                scheduled_actions.c.action_key.startswith(key_prefix + "/", autoescape=True),
+            )
+            .values(status="cancelled", status_reason=reason, cancelled_at=func.now())
+            .returning(*scheduled_actions.c)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def settle_action(
+        self, action_id: UUID, status: str, now: datetime, reason: str | None = None
+    ) -> None:
+        """Record what became of a due action: fired, dropped, skipped or cancelled."""
+        values: Row = {"status": status, "status_reason": reason, "happened_at": now}
+        if status == "fired":
+            values["fired_at"] = now
+        if status == "cancelled":
+            values["cancelled_at"] = now
+        await self.session.execute(
+            update(scheduled_actions)
+            .where(scheduled_actions.c.action_id == action_id)
+            .values(**values)
+        )
+
+    async def reschedule(self, action_id: UUID, due_at: datetime) -> None:
+        await self.session.execute(
+            update(scheduled_actions)
+            .where(scheduled_actions.c.action_id == action_id)
+            .values(due_at=due_at)
+        )
+
+    async def action(self, tenant_id: str, action_id: UUID) -> Row | None:
+        row = (
+            await self.session.execute(
+                select(scheduled_actions).where(
+                    scheduled_actions.c.tenant_id == tenant_id,
+                    scheduled_actions.c.action_id == action_id,
+                )
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def record_delivery(
+        self, tenant_id: str, action_id: UUID, delivery: str, at: datetime
+    ) -> None:
+        """What the provider (or an agent) reported. Never goes back: read beats delivered beats
+        sent; a failure after delivery is ignored."""
+        rank = {"sent": 1, "failed": 2, "delivered": 3, "read": 4}
+        current = func.coalesce(scheduled_actions.c.delivery, "")
+        worse = [name for name, value in rank.items() if value < rank[delivery]]
+        await self.session.execute(
+            update(scheduled_actions)
+            .where(
+                scheduled_actions.c.tenant_id == tenant_id,
+                scheduled_actions.c.action_id == action_id,
+                current.in_([*worse, ""]),
+            )
+            .values(
+                delivery=delivery,
+                happened_at=at if delivery == "sent" else scheduled_actions.c.happened_at,
+            )
+        )
+
+    # --- Contact policy data ------------------------------------------------------------------
+
+    async def contact_restrictions(self, tenant_id: str, debtor_id: str) -> Row:
+        """Opt-outs, authorised channels (None when none recorded) and holds of a debtor."""
+        mine_out = and_(opt_outs.c.tenant_id == tenant_id, opt_outs.c.debtor_id == debtor_id)
+        mine_auth = and_(
+            authorised_channels.c.tenant_id == tenant_id,
+            authorised_channels.c.debtor_id == debtor_id,
+        )
+        out = (await self.session.scalars(select(opt_outs.c.channel).where(mine_out))).all()
+        authorised = (
+            await self.session.scalars(select(authorised_channels.c.channel).where(mine_auth))
+        ).all()
+        hold_rows = await self.session.execute(
+            select(holds.c.kind, holds.c.since, holds.c.until).where(
+                holds.c.tenant_id == tenant_id, holds.c.debtor_id == debtor_id
+            )
+        )
+        return {
+            "opted_out": list(out),
+            "authorised": list(authorised) or None,
+            "holds": [dict(row._mapping) for row in hold_rows],
+        }
+
+    async def add_opt_out(
+        self, tenant_id: str, debtor_id: str, channel: str, now: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(opt_outs)
+            .values(tenant_id=tenant_id, debtor_id=debtor_id, channel=channel, opted_out_at=now)
+            .on_conflict_do_nothing()
+        )
+
+    async def add_hold(
+        self,
+        tenant_id: str,
+        debtor_id: str,
+        kind: str,
+        since: datetime,
+        until: datetime | None,
+        reason: str,
+    ) -> UUID:
+        hold_id = uuid4()
+        await self.session.execute(
+            holds.insert().values(
+                hold_id=hold_id,
+                tenant_id=tenant_id,
+                debtor_id=debtor_id,
+                kind=kind,
+                since=since,
+                until=until,
+                reason=reason,
+            )
+        )
+        return hold_id
+
+    async def contacts_of(self, tenant_id: str, debtor_id: str) -> list[Row]:
+        result = await self.session.execute(
+            select(contact_history).where(
+                contact_history.c.tenant_id == tenant_id, contact_history.c.debtor_id == debtor_id
+            )
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def record_contact(
+        self,
+        tenant_id: str,
+        debtor_id: str,
+        channel: str,
+        at: datetime,
+        conversation: bool,
+        action_id: UUID | None,
+    ) -> None:
+        await self.session.execute(
+            contact_history.insert().values(
+                contact_id=uuid4(),
+                tenant_id=tenant_id,
+                debtor_id=debtor_id,
+                channel=channel,
+                contacted_at=at,
+                conversation=conversation,
+                action_id=action_id,
+            )
+        )
+
+    async def policy_override(self, tenant_id: str, country: str) -> dict[str, Any] | None:
+        document: dict[str, Any] | None = await self.session.scalar(
+            select(policy_overrides.c.document).where(
+                policy_overrides.c.tenant_id == tenant_id, policy_overrides.c.country == country
+            )
+        )
+        return document
+
+    async def save_policy_override(
+        self, tenant_id: str, country: str, document: dict[str, Any]
+    ) -> None:
+        statement = insert(policy_overrides).values(
+            tenant_id=tenant_id, country=country, document=document
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "country"],
+                set_={"document": statement.excluded.document, "updated_at": func.now()},
+            )
+        )
+
+    async def record_decision(self, values: Row) -> None:
+        await self.session.execute(contact_decisions.insert().values(decision_id=uuid4(), **values))
+
+    async def decisions_of(self, tenant_id: str, debtor_id: str) -> list[Row]:
+        result = await self.session.execute(
+            select(contact_decisions)
+            .where(
+                contact_decisions.c.tenant_id == tenant_id,
+                contact_decisions.c.debtor_id == debtor_id,
+            )
+            .order_by(contact_decisions.c.decided_at, contact_decisions.c.requested_at)
+        )
+        return [dict(row._mapping) for row in result]
+
+    # --- Promises -----------------------------------------------------------------------------
+
+    async def record_promise(
+        self, event: PromiseRegistered, deadline: datetime, strategy_id: str | None
+    ) -> bool:
+        """Store a promise; a newer one replaces the debtor's pending promise. False if known."""
+        inserted = await self.session.scalar(
+            insert(promises)
+            .values(
+                tenant_id=event.tenant_id,
+                promise_id=event.promise_id,
+                debtor_id=event.debtor_id,
+                amount_minor=event.amount.amount_minor,
+                currency=event.amount.currency,
+                promised_on=event.promised_on,
+                source=event.source,
+                registered_at=event.registered_at,
+                deadline=deadline,
+                status="pending",
+                strategy_id=strategy_id,
+            )
+            .on_conflict_do_nothing()
+            .returning(promises.c.promise_id)
+        )
+        if inserted is None:
+            return False
+        await self.session.execute(
+            update(promises)
+            .where(
+                promises.c.tenant_id == event.tenant_id,
+                promises.c.debtor_id == event.debtor_id,
+                promises.c.status == "pending",
+                promises.c.registered_at < event.registered_at,
+            )
+            .values(status="replaced")
+        )
+        return True
+
+    async def promises_of(self, tenant_id: str, debtor_id: str) -> list[Row]:
+        result = await self.session.execute(
+            select(promises).where(
+                promises.c.tenant_id == tenant_id,
+                promises.c.debtor_id == debtor_id,
+                promises.c.status != "replaced",
+            )
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def claim_due_promises(self, now: datetime, limit: int) -> list[Row]:
+        """Pending promises past their deadline, with their case locked too (see `claim_due`)."""
+        result = await self.session.execute(
+            select(promises)
+            .join(
+                cases,
+                and_(
+                    cases.c.tenant_id == promises.c.tenant_id,
+                    cases.c.debtor_id == promises.c.debtor_id,
+                ),
+            )
+            .where(promises.c.status == "pending", promises.c.deadline <= now)
+            .order_by(promises.c.deadline)
+            .limit(limit)
+            .with_for_update(of=[promises, cases], skip_locked=True)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def resolve_promise(
+        self, tenant_id: str, promise_id: UUID, status: str, paid_minor: int, now: datetime
+    ) -> None:
+        await self.session.execute(
+            update(promises)
+            .where(promises.c.tenant_id == tenant_id, promises.c.promise_id == promise_id)
+            .values(status=status, paid_minor=paid_minor, resolved_at=now)
+        )
+
+    # --- Agent work ---------------------------------------------------------------------------
+
+    async def create_agent_task(self, values: Row) -> None:
+        await self.session.execute(
+            insert(agent_tasks)
+            .values(task_id=uuid4(), status="open", **values)
+            .on_conflict_do_nothing(index_elements=["action_id"])
+        )
+
+    async def cancel_open_tasks(self, tenant_id: str, debtor_id: str, reason: str) -> None:
+        await self.session.execute(
+            update(agent_tasks)
+            .where(
+                agent_tasks.c.tenant_id == tenant_id,
+                agent_tasks.c.debtor_id == debtor_id,
+                agent_tasks.c.status.in_(["open", "assigned"]),
+            )
+            .values(status="cancelled", note=reason)
+        )
+
+    async def next_task(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        queue: str | None,
+        skill: str | None,
+        now: datetime,
+    ) -> Row | None:
+        """The agent's task in hand, else the open task of highest priority, taken so that no
+        other agent (or replica) gets it."""
+        in_hand = (
+            await self.session.execute(
+                select(agent_tasks).where(
+                    agent_tasks.c.tenant_id == tenant_id,
+                    agent_tasks.c.agent_id == agent_id,
+                    agent_tasks.c.status == "assigned",
+                )
+            )
+        ).first()
+        if in_hand is not None:
+            return dict(in_hand._mapping)
+        query = select(agent_tasks.c.task_id).where(
+            agent_tasks.c.tenant_id == tenant_id, agent_tasks.c.status == "open"
+        )
+        if queue is not None:
+            query = query.where(agent_tasks.c.queue == queue)
+        if skill is not None:
+            query = query.where(agent_tasks.c.skill == skill)
+        task_id = await self.session.scalar(
+            query.order_by(agent_tasks.c.priority.desc(), agent_tasks.c.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if task_id is None:
+            return None
+        row = (
+            await self.session.execute(
+                update(agent_tasks)
+                .where(agent_tasks.c.task_id == task_id)
+                .values(status="assigned", agent_id=agent_id, assigned_at=now)
+                .returning(*agent_tasks.c)
+            )
+        ).one()
+        return dict(row._mapping)
+
+    async def task(self, tenant_id: str, task_id: UUID, *, lock: bool = False) -> Row | None:
+        query = select(agent_tasks).where(
+            agent_tasks.c.tenant_id == tenant_id, agent_tasks.c.task_id == task_id
+        )
+        row = (await self.session.execute(query.with_for_update() if lock else query)).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def complete_task(
+        self, task_id: UUID, agent_id: str, outcome: str, note: str | None, now: datetime
+    ) -> None:
+        await self.session.execute(
+            update(agent_tasks)
+            .where(agent_tasks.c.task_id == task_id)
+            .values(status="done", agent_id=agent_id, outcome=outcome, note=note, completed_at=now)
+        )
+
+    async def tasks_of(self, tenant_id: str, agent_id: str | None) -> list[Row]:
+        query = select(agent_tasks).where(agent_tasks.c.tenant_id == tenant_id)
+        if agent_id is not None:
+            query = query.where(agent_tasks.c.agent_id == agent_id)
+        result = await self.session.execute(
+            query.order_by(agent_tasks.c.status, agent_tasks.c.priority.desc())
         )
         return [dict(row._mapping) for row in result]
