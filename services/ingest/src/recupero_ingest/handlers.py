@@ -18,10 +18,11 @@ from uuid import UUID, uuid4
 import structlog
 
 from recupero_ingest.adapters.repository import IngestRepository
-from recupero_ingest.adapters.streaming import Batch, parse_chunks
+from recupero_ingest.adapters.streaming import Batch, parse_chunks, parse_records
 from recupero_ingest.domain.profiles import ImportProfile, ProfileError, load_profile
+from recupero_ingest.domain.reading import SourceDigest
 from recupero_ingest.domain.records import RECORDS_PROFILE, record_to_source
-from recupero_ingest.domain.rows import DocumentRow, Rejection, RowParser
+from recupero_ingest.domain.rows import RowParser
 from recupero_runtime.db import Work
 
 log = structlog.get_logger()
@@ -150,6 +151,7 @@ async def run_import(
     chunks: AsyncIterator[bytes],
     progress: Progress,
     shipped: dict[str, ImportProfile],
+    parse_in_process: bool = False,
 ) -> dict[str, Any]:
     """Parse, stage and consolidate one job in `uow`'s transaction; the caller commits."""
     profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
@@ -158,13 +160,13 @@ async def run_import(
 
     async def stage(batch: Batch) -> None:
         nonlocal seen
-        await uow.repo.copy_staged(batch.rows)
+        await uow.repo.copy_staged(batch.rows, batch.digests)
         await uow.repo.copy_rejections(batch.rejections)
         seen += batch.records_seen
         await progress(seen, batch.bytes_read)
 
     started = time.perf_counter()
-    rows_total = await parse_chunks(chunks, profile, stage)
+    rows_total = await parse_chunks(chunks, profile, stage, in_process=parse_in_process)
     log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
     return await _consolidate(
         uow,
@@ -194,18 +196,14 @@ async def import_records(
         status="parsing",
         as_of=command.as_of,
     )
-    parser = RowParser(RECORDS_PROFILE)
-    rows: list[DocumentRow] = []
-    rejected: list[Rejection] = []
-    for index, record in enumerate(command.records, start=1):
-        parsed = parser.parse(record_to_source(index, record))
-        if isinstance(parsed, Rejection):
-            rejected.append(parsed)
-        else:
-            rows.append(parsed)
+    batch = parse_records(
+        (record_to_source(index, record) for index, record in enumerate(command.records, 1)),
+        RowParser(RECORDS_PROFILE),
+        SourceDigest(RECORDS_PROFILE),
+    )
     await uow.repo.prepare_staging()
-    await uow.repo.copy_staged(rows)
-    await uow.repo.copy_rejections(rejected)
+    await uow.repo.copy_staged(batch.rows, batch.digests)
+    await uow.repo.copy_rejections(batch.rejections)
     report = await _consolidate(
         uow,
         import_id=import_id,

@@ -36,7 +36,8 @@ CREATE_STAGED = (
         zone text,
         customer_type text,
         risk_score text,
-        attributes jsonb
+        attributes jsonb,
+        source_digest bytea NOT NULL
     ) ON COMMIT DROP
     """
     ),
@@ -82,6 +83,7 @@ STAGED_COLUMNS = (
     "customer_type",
     "risk_score",
     "attributes",
+    "source_digest",
 )
 REJECTION_COLUMNS = ("row_number", "field", "value", "reason")
 
@@ -124,18 +126,13 @@ REJECT_CONFLICTS = text(
     """
 )
 
-# Each file debtor's rows, digested in file order. The same rows under no interest policy give
-# the same state: such a debtor is skipped below without building its documents or its JSON.
+# Each file debtor's rows, digested in file order (each row's `SourceDigest` comes with it). The
+# same rows under no interest policy give the same state: such a debtor is skipped below without
+# building its documents or its JSON.
 DIGEST_FILE = text(
     """
     CREATE TEMPORARY TABLE file_digests ON COMMIT DROP AS
-    SELECT debtor_id,
-           md5(string_agg(
-               (name, email, phone, country, time_zone, locale, document_id, kind, product,
-                issued_on, due_on, principal_minor, interest_minor, fees_minor, currency, zone,
-                customer_type, risk_score, attributes)::text,
-               E'\\n' ORDER BY row_number
-           )) AS source_digest
+    SELECT debtor_id, md5(string_agg(source_digest, ''::bytea ORDER BY row_number)) AS source_digest
     FROM staged GROUP BY debtor_id
     """
 )

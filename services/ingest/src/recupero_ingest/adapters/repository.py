@@ -27,7 +27,7 @@ from recupero_runtime.db import asyncpg_connection
 log = structlog.get_logger()
 
 
-def staged_record(row: DocumentRow) -> tuple[Any, ...]:
+def staged_record(row: DocumentRow, source_digest: bytes) -> tuple[Any, ...]:
     return (
         row.row_number,
         row.debtor_id,
@@ -50,6 +50,7 @@ def staged_record(row: DocumentRow) -> tuple[Any, ...]:
         row.customer_type,
         row.risk_score,
         json.dumps(row.attributes) if row.attributes else None,
+        source_digest,
     )
 
 
@@ -189,11 +190,13 @@ class IngestRepository:
     async def _driver(self) -> Any:
         return await asyncpg_connection(self.session)
 
-    async def copy_staged(self, rows: Sequence[DocumentRow]) -> None:
+    async def copy_staged(self, rows: Sequence[DocumentRow], digests: Sequence[bytes]) -> None:
         if rows:
             driver = await self._driver()
             await driver.copy_records_to_table(
-                "staged", records=[staged_record(row) for row in rows], columns=sql.STAGED_COLUMNS
+                "staged",
+                records=[staged_record(*pair) for pair in zip(rows, digests, strict=True)],
+                columns=sql.STAGED_COLUMNS,
             )
 
     async def copy_rejections(self, items: Iterable[Rejection]) -> None:

@@ -9,7 +9,9 @@ everything about single rows is left to `RowParser`, which rejects rows, never f
 
 import codecs
 import csv
+import hashlib
 import io
+import json
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
@@ -41,6 +43,33 @@ class SourceRecord(NamedTuple):
     attributes: tuple[str, ...] | Mapping[str, str] = _NO_ATTRIBUTES
     """Cell texts of the profile's `attributes` columns in their order, or (for records that
     come from an API) the custom attributes by name."""
+
+
+class SourceDigest:
+    """Digests of source records read with one profile: the same cells under the same profile
+    (and the same parsing rules: `VERSION`) parse into the same row. Consolidation compares them
+    to skip debtors whose rows did not change since the import that set their state."""
+
+    VERSION = 1
+
+    def __init__(self, profile: ImportProfile) -> None:
+        self._key = hashlib.blake2b(
+            f"{self.VERSION}\x1e{profile.model_dump_json()}".encode(), digest_size=32
+        ).digest()
+
+    def __call__(self, record: SourceRecord) -> bytes:
+        text = "\x1f".join(record.values)
+        attributes = record.attributes
+        if attributes:
+            text += "\x1e" + (
+                "\x1f".join(attributes)
+                if isinstance(attributes, tuple)
+                else json.dumps(dict(attributes), sort_keys=True)
+            )
+        # surrogatepass: JSON from an API may carry a lone surrogate; it still digests.
+        return hashlib.blake2b(
+            text.encode("utf-8", "surrogatepass"), digest_size=16, key=self._key
+        ).digest()
 
 
 # --- text decoding ------------------------------------------------------------------------

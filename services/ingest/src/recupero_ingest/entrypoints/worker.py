@@ -61,7 +61,14 @@ class ImportWorker:
             try:
                 async with self._service.unit_of_work(str(import_id)) as uow:
                     report = await handlers.run_import(
-                        job, uow, self._chunks(import_id), self._progress(import_id), self._shipped
+                        job,
+                        uow,
+                        self._chunks(import_id),
+                        self._progress(import_id),
+                        self._shipped,
+                        parse_in_process=(
+                            job["bytes_total"] >= self._settings.parse_in_process_from_bytes
+                        ),
                     )
                     await uow.commit()
             except (UnreadableFile, ProfileError, handlers.UnknownProfile) as exc:
