@@ -74,9 +74,7 @@ class Ingest:
 
 
 @pytest.fixture
-async def ingest(
-    database_url: str, kafka_bootstrap: str, request: pytest.FixtureRequest
-) -> AsyncIterator[Ingest]:
+async def ingest(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Ingest]:
     tenant = f"bank-{uuid4().hex[:8]}"
     settings = IngestSettings(
         database_url=database_url,
@@ -84,7 +82,6 @@ async def ingest(
         api_keys={hash_api_key("k"): tenant},
         log_level="WARNING",
         import_poll_seconds=0.1,
-        **getattr(request, "param", {}),
     )
     service, app = bootstrap(settings)
     await service.start()
@@ -112,13 +109,6 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     return out.getvalue()
 
 
-# Large files are parsed in a child process, small ones in a thread: the same results either way.
-@pytest.mark.parametrize(
-    "ingest",
-    [{}, {"parse_in_process_from_bytes": 0}],
-    ids=["parsed-in-a-thread", "parsed-in-a-process"],
-    indirect=True,
-)
 async def test_a_file_is_imported_reported_and_its_rejections_downloadable(ingest: Ingest) -> None:
     content = sample_portfolio(20, seed=3, invalid_rows=3, id_prefix="P")
     report = await ingest.upload(content)
@@ -344,12 +334,6 @@ async def test_the_interest_policy_accrues_on_overdue_principal(ingest: Ingest) 
     assert event.balance.amount_minor == 100_000 + 1000
 
 
-@pytest.mark.parametrize(
-    "ingest",
-    [{}, {"parse_in_process_from_bytes": 0}],
-    ids=["parsed-in-a-thread", "parsed-in-a-process"],
-    indirect=True,
-)
 async def test_bad_input_is_refused_with_a_reason(ingest: Ingest) -> None:
     unknown = await ingest.client.post(
         "/v1/portfolios", files={"file": ("x.csv", b"a,b\n1,2\n")}, data={"profile": "nope"}

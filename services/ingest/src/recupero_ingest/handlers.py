@@ -151,7 +151,6 @@ async def run_import(
     chunks: AsyncIterator[bytes],
     progress: Progress,
     shipped: dict[str, ImportProfile],
-    parse_in_process: bool = False,
 ) -> dict[str, Any]:
     """Parse, stage and consolidate one job in `uow`'s transaction; the caller commits."""
     profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
@@ -166,7 +165,7 @@ async def run_import(
         await progress(seen, batch.bytes_read)
 
     started = time.perf_counter()
-    rows_total = await parse_chunks(chunks, profile, stage, in_process=parse_in_process)
+    rows_total = await parse_chunks(chunks, profile, stage)
     log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
     return await _consolidate(
         uow,

@@ -12,6 +12,3 @@ class IngestSettings(ServiceSettings):
     # A job whose worker sent no heartbeat for this long is taken over by another worker.
     import_stale_after_seconds: float = 60.0
     import_max_attempts: int = 3
-    # CSV files from this size on are parsed in a child process (the other core); smaller ones in
-    # a thread, where starting a process would cost more than it saves.
-    parse_in_process_from_bytes: int = 16 * 1024 * 1024

@@ -1,23 +1,18 @@
-"""Runs the (synchronous, CPU-bound) file parser beside the event loop, fed with the import's chunks.
+"""Runs the (synchronous, CPU-bound) file parser in a thread, fed with the import's chunks.
 
 The event loop keeps serving HTTP, Kafka heartbeats and the COPY of earlier batches while the
-parser works; bounded queues on both sides keep memory flat whatever the file's size. A large
-CSV file is parsed in a child process, on the machine's other core: in a thread, the parser and
-the COPY's encoding would take turns holding the interpreter. Small files and workbooks are
-parsed in a thread (starting a process costs more than it saves there).
+thread parses; bounded queues on both sides keep memory flat whatever the file's size.
 """
 
 import asyncio
 import contextlib
 import io
-import multiprocessing
 import queue
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from multiprocessing.connection import Connection
 from typing import BinaryIO
 
 from recupero_ingest.domain.profiles import ImportProfile
@@ -31,25 +26,28 @@ class _Stopped(Exception):
     """The event loop side gave up (its COPY failed, or it was cancelled): the thread leaves."""
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file's bytes, read from the chunks someone else hands over (`_next_chunk`)."""
+class _ChunkStream(io.RawIOBase):
+    """The parser thread's view of the chunks the event loop hands it."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._buffer = memoryview(b"")
         self._ended = False
         self.consumed = 0
-
-    def _next_chunk(self) -> bytes | None:
-        """The next chunk, or None at the end of the file."""
-        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: "bytearray | memoryview") -> int:  # type: ignore[override]
         while not self._buffer and not self._ended:
-            chunk = self._next_chunk()
-            if chunk is None:
+            try:
+                chunk = self.chunks.get(timeout=0.5)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise _Stopped from None
+                continue
+            if chunk is _END:
                 self._ended = True
             else:
                 self._buffer = memoryview(chunk)
@@ -58,34 +56,6 @@ class _ChunkReader(io.RawIOBase):
         self._buffer = self._buffer[size:]
         self.consumed += size
         return size
-
-
-class _ChunkStream(_ChunkReader):
-    """The parser thread's view of the chunks the event loop hands it."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__()
-        self.stop = stop
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-
-    def _next_chunk(self) -> bytes | None:
-        while True:
-            try:
-                return self.chunks.get(timeout=0.5)
-            except queue.Empty:
-                if self.stop.is_set():
-                    raise _Stopped from None
-
-
-class _PipeStream(_ChunkReader):
-    """The parser process's view of the chunks its parent sends; an empty message ends them."""
-
-    def __init__(self, connection: Connection) -> None:
-        super().__init__()
-        self._connection = connection
-
-    def _next_chunk(self) -> bytes | None:
-        return self._connection.recv_bytes() or None
 
 
 @dataclass
@@ -134,37 +104,15 @@ def _parse(
 OnBatch = Callable[[Batch], Awaitable[None]]
 
 
-def _parse_in_child(
-    chunks: Connection, results: Connection, profile: ImportProfile, batch_size: int
-) -> None:
-    """The parser process: batches (or the error that ended the file, or None at its end) go
-    back through `results`; sending blocks until the parent takes them, which bounds memory."""
-    stream = _PipeStream(chunks)
-    try:
-        _parse(
-            io.BufferedReader(stream, 1 << 20),
-            profile,
-            batch_size,
-            lambda: stream.consumed,
-            results.send,
-        )
-        results.send(_END)
-    except BaseException as exc:
-        results.send(exc)
-
-
 async def parse_chunks(
     chunks: AsyncIterator[bytes],
     profile: ImportProfile,
     on_batch: OnBatch,
     batch_size: int = 20_000,
-    in_process: bool = False,
 ) -> int:
     """Parse the file's chunks with `profile`; `on_batch` gets every `batch_size` records.
     Returns how many records the file had. Errors of the file as a whole (`UnreadableFile`)
-    propagate. With `in_process`, a CSV file is parsed in a child process."""
-    if in_process and profile.format == "csv":
-        return await _parse_in_process(chunks, profile, on_batch, batch_size)
+    propagate."""
     loop = asyncio.get_running_loop()
     batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(maxsize=2)
     stop = threading.Event()
@@ -229,59 +177,4 @@ async def parse_chunks(
         if feeder is not None:
             feeder.cancel()
         await asyncio.to_thread(worker.join)
-    return total
-
-
-async def _parse_in_process(
-    chunks: AsyncIterator[bytes], profile: ImportProfile, on_batch: OnBatch, batch_size: int
-) -> int:
-    context = multiprocessing.get_context("spawn")
-    chunks_out, chunks_in = context.Pipe(duplex=False)
-    results_out, results_in = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_parse_in_child,
-        args=(chunks_out, results_in, profile, batch_size),
-        name="ingest-parser",
-        daemon=True,
-    )
-    child.start()
-    chunks_out.close()
-    results_in.close()
-
-    async def feed() -> None:
-        try:
-            async for chunk in chunks:
-                await asyncio.to_thread(chunks_in.send_bytes, chunk)
-            await asyncio.to_thread(chunks_in.send_bytes, b"")
-        except BaseException:
-            child.kill()  # the parser would wait for the rest of the file forever
-            raise
-
-    feeder = asyncio.create_task(feed())
-    total = 0
-    try:
-        while True:
-            try:
-                item = await asyncio.to_thread(results_out.recv)
-            except EOFError:
-                failure = feeder.exception() if feeder.done() else None
-                if failure is not None:
-                    raise failure from None
-                raise RuntimeError(
-                    f"the parser process died (exit code {child.exitcode})"
-                ) from None
-            if item is _END:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            total += item.records_seen
-            await on_batch(item)
-        await feeder
-    finally:
-        feeder.cancel()
-        if child.is_alive():
-            child.kill()
-        await asyncio.to_thread(child.join)
-        chunks_in.close()
-        results_out.close()
     return total

@@ -66,9 +66,6 @@ class ImportWorker:
                         self._chunks(import_id),
                         self._progress(import_id),
                         self._shipped,
-                        parse_in_process=(
-                            job["bytes_total"] >= self._settings.parse_in_process_from_bytes
-                        ),
                     )
                     await uow.commit()
             except (UnreadableFile, ProfileError, handlers.UnknownProfile) as exc:
