@@ -135,15 +135,44 @@ async def test_a_file_is_imported_reported_and_its_rejections_downloadable(inges
 
 
 async def test_the_same_file_twice_changes_nothing_and_emits_nothing(ingest: Ingest) -> None:
-    content = sample_portfolio(15, seed=4, id_prefix="R")
-    await ingest.upload(content)
+    content = sample_portfolio(15, seed=4, invalid_rows=2, id_prefix="R")
+    first = await ingest.upload(content)
     again = await ingest.upload(content)
     assert (again["debtors_new"], again["debtors_changed"], again["debtors_unchanged"]) == (
         0,
         0,
         15,
     )
-    assert len(await ingest.events()) == 15
+    # Nothing was applied in between: the import that applied this file answers for it.
+    assert again["same_file_as"] == first["import_id"]
+    assert again["rows_rejected"] == first["rows_rejected"] == 2
+    rejections = [
+        (await ingest.client.get(report["rejections_csv"])).text for report in (first, again)
+    ]
+    assert rejections[0] == rejections[1]
+    # Once something else was applied, the same file is read and compared debtor by debtor.
+    batch = await ingest.client.post(
+        "/v1/debts:batch",
+        json={
+            "as_of": AS_OF,
+            "records": [
+                {
+                    "debtor_id": "R-OTHER",
+                    "name": "Otro",
+                    "country": "PE",
+                    "document_id": "R-OTHER-1",
+                    "due_on": "2026-10-01",
+                    "amount": "10.00",
+                    "currency": "PEN",
+                }
+            ],
+        },
+    )
+    assert batch.status_code == 200, batch.text
+    third = await ingest.upload(content)
+    assert third["same_file_as"] is None
+    assert (third["debtors_changed"], third["debtors_unchanged"]) == (0, 15)
+    assert len(await ingest.events()) == 16
 
 
 async def test_a_new_snapshot_emits_only_what_changed_and_says_what(ingest: Ingest) -> None:
@@ -191,20 +220,32 @@ async def test_same_rows_again_are_skipped_only_when_they_are_the_whole_state(
     chosen = next(debtor for debtor in ids if ids.count(debtor) > 1)
     debtor = [r for r in rows if r["debtor_id"] == chosen]
     first, later = debtor[:1], debtor[1:]
-    await ingest.upload(to_csv(first))
+    other = next(r for r in rows if r["debtor_id"] != chosen)
+
+    async def upload(chosen_rows: list[dict[str, str]], n: int, mode: str = "incremental") -> Any:
+        # Another debtor's amount differs every time: never the same file twice, so each
+        # upload is compared debtor by debtor.
+        return await ingest.upload(to_csv([*chosen_rows, {**other, "amount": str(n)}]), mode=mode)
+
+    async def events_of_chosen() -> list[DebtImported]:
+        return [e for e in await ingest.events() if e.debtor_id == chosen]
+
+    await upload(first, 1)
     # Incremental: the debtor now owes the documents of both files.
-    await ingest.upload(to_csv(later))
-    again = await ingest.upload(to_csv(later))
-    assert (again["debtors_unchanged"], again["debtors_changed"]) == (1, 0)
+    await upload(later, 2)
+    again = await upload(later, 3)
+    assert (again["debtors_unchanged"], again["debtors_changed"]) == (1, 1)
+    assert len(await events_of_chosen()) == 2
     # A full snapshot of the later rows alone settles the first file's document.
-    full = await ingest.upload(to_csv(later), mode="full")
-    assert full["debtors_changed"] == 1
-    event = (await ingest.events())[-1]
-    assert event.documents_settled == [first[0]["document_id"]]
-    assert sorted(d.document_id for d in event.documents) == sorted(r["document_id"] for r in later)
+    await upload(later, 4, mode="full")
+    settled = (await events_of_chosen())[-1]
+    assert settled.documents_settled == [first[0]["document_id"]]
+    assert sorted(d.document_id for d in settled.documents) == sorted(
+        r["document_id"] for r in later
+    )
     # From then on the same rows are the whole state: nothing to do.
-    assert (await ingest.upload(to_csv(later), mode="full"))["debtors_unchanged"] == 1
-    assert len(await ingest.events()) == 3
+    assert (await upload(later, 5, mode="full"))["debtors_unchanged"] == 1
+    assert len(await events_of_chosen()) == 3
 
 
 async def test_with_interest_the_same_rows_on_a_later_day_are_a_new_balance(

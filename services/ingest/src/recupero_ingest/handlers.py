@@ -7,6 +7,7 @@ trace but the job itself, which another worker resumes from the stored file. Rec
 through the batch API or the `debt-records` topic take the same path, inline.
 """
 
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -108,11 +109,13 @@ async def submit_import(
     )
     size = 0
     seq = 0
+    digest = hashlib.sha256()
     async for chunk in chunks:
         await uow.repo.store_chunk(import_id, command.tenant_id, seq, chunk)
+        digest.update(chunk)
         size += len(chunk)
         seq += 1
-    await uow.repo.set_size(import_id, size)
+    await uow.repo.set_size(import_id, size, digest.hexdigest())
     return import_id
 
 
@@ -145,6 +148,34 @@ async def _consolidate(
     return report
 
 
+async def _repeat_of_last_import(
+    job: dict[str, Any], uow: Work[IngestRepository]
+) -> dict[str, Any] | None:
+    """The same file as the last import applied, with no interest accruing: every debtor is
+    unchanged, and the report (rejections included) is the one that import made."""
+    last = await uow.repo.last_applied_if_same_file(job)
+    if last is None or _daily_rate(await uow.repo.interest_policy(job["tenant_id"])) is not None:
+        return None
+    report: dict[str, Any] = {
+        "rows_total": last["rows_total"],
+        "rows_accepted": last["rows_accepted"],
+        "rows_rejected": last["rows_rejected"],
+        "debtors_new": 0,
+        "debtors_changed": 0,
+        "debtors_settled": 0,
+        "debtors_unchanged": last["debtors_new"]
+        + last["debtors_changed"]
+        + last["debtors_unchanged"],
+        "balance_by_currency": last["balance_by_currency"],
+        "bytes_processed": job["bytes_total"],
+        "same_file_as": last["import_id"],
+    }
+    await uow.repo.copy_rejections_of(job["import_id"], last["import_id"])
+    await uow.repo.finish_import(job["import_id"], **report)
+    log.info("import_same_file", same_file_as=str(last["import_id"]))
+    return report
+
+
 async def run_import(
     job: dict[str, Any],
     uow: Work[IngestRepository],
@@ -153,6 +184,8 @@ async def run_import(
     shipped: dict[str, ImportProfile],
 ) -> dict[str, Any]:
     """Parse, stage and consolidate one job in `uow`'s transaction; the caller commits."""
+    if (report := await _repeat_of_last_import(job, uow)) is not None:
+        return report
     profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
     await uow.repo.prepare_staging()
     seen = 0

@@ -107,9 +107,47 @@ class IngestRepository:
         )
         return dict(row._mapping)
 
-    async def set_size(self, import_id: UUID, bytes_total: int) -> None:
+    async def set_size(self, import_id: UUID, bytes_total: int, file_sha256: str) -> None:
         await self.session.execute(
-            update(imports).where(imports.c.import_id == import_id).values(bytes_total=bytes_total)
+            update(imports)
+            .where(imports.c.import_id == import_id)
+            .values(bytes_total=bytes_total, file_sha256=file_sha256)
+        )
+
+    async def last_applied_if_same_file(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The tenant's last completed import, if it applied this very file (same bytes, profile
+        version and mode): then nothing has changed the portfolio since, and importing the file
+        again cannot change it either."""
+        row = (
+            await self.session.execute(
+                select(imports)
+                .where(
+                    imports.c.tenant_id == job["tenant_id"],
+                    imports.c.status == "completed",
+                    imports.c.import_id != job["import_id"],
+                )
+                .order_by(imports.c.finished_at.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        if row is None or job["file_sha256"] is None:
+            return None
+        same = (row.file_sha256, row.profile_name, row.profile_version, row.mode) == (
+            job["file_sha256"],
+            job["profile_name"],
+            job["profile_version"],
+            job["mode"],
+        )
+        return dict(row._mapping) if same else None
+
+    async def copy_rejections_of(self, import_id: UUID, source_import_id: UUID) -> None:
+        await self.session.execute(
+            text(
+                "INSERT INTO ingest.rejections (import_id, tenant_id, row_number, field, value, "
+                "reason) SELECT :import_id, tenant_id, row_number, field, value, reason "
+                "FROM ingest.rejections WHERE import_id = :source"
+            ),
+            {"import_id": import_id, "source": source_import_id},
         )
 
     async def record_progress(self, import_id: UUID, rows_total: int, bytes_processed: int) -> None:

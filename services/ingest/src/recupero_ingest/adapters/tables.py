@@ -44,6 +44,10 @@ imports = Table(
     Column("status", Text, nullable=False),
     Column("as_of", DateTime(timezone=True), nullable=False),
     Column("bytes_total", BigInteger, nullable=False, server_default="0"),
+    # SHA-256 of an uploaded file: the same file again, with nothing applied in between, is
+    # answered from the import that applied it (`same_file_as`) without being parsed again.
+    Column("file_sha256", Text),
+    Column("same_file_as", UUID(as_uuid=True)),
     Column("bytes_processed", BigInteger, nullable=False, server_default="0"),
     Column("rows_total", Integer, nullable=False, server_default="0"),
     Column("rows_accepted", Integer, nullable=False, server_default="0"),

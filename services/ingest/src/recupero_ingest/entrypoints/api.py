@@ -54,6 +54,10 @@ class ImportReport(BaseModel):
         description="Sum of the file's debtors' balances, minor units per ISO-4217 currency."
     )
     error: str | None = Field(description="Why a failed import failed (nothing was imported).")
+    same_file_as: UUID | None = Field(
+        description="The earlier import of this very file, when it was the last one applied: "
+        "nothing had changed since, so this import changed nothing and repeats its report."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

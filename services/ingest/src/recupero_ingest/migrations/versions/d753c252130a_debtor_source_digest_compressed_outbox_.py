@@ -1,4 +1,4 @@
-"""debtor source digest; compressed outbox payloads
+"""debtor source digest; file digest of uploads; compressed outbox payloads
 
 Revision ID: d753c252130a
 Revises: c9bc0000faa2
@@ -18,6 +18,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("debtors", sa.Column("source_digest", sa.Text(), nullable=True), schema="ingest")
+    op.add_column("imports", sa.Column("file_sha256", sa.Text(), nullable=True), schema="ingest")
+    op.add_column(
+        "imports", sa.Column("same_file_as", sa.UUID(as_uuid=True), nullable=True), schema="ingest"
+    )
     # An import writes ~300,000 events of ~1.7 kB, just under the 2 kB at which PostgreSQL would
     # compress them: compressing (lz4) from 128 bytes on cuts what the import and the relay write
     # and read several times over. Alembic does not model storage parameters, hence raw SQL.
@@ -28,4 +32,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("ALTER TABLE ingest.outbox ALTER COLUMN value SET COMPRESSION DEFAULT")
     op.execute("ALTER TABLE ingest.outbox RESET (toast_tuple_target)")
+    op.drop_column("imports", "same_file_as", schema="ingest")
+    op.drop_column("imports", "file_sha256", schema="ingest")
     op.drop_column("debtors", "source_digest", schema="ingest")
