@@ -36,6 +36,7 @@ class FakeIngest:
 
     tenant_id: str | None = TENANT
     outcome: str = "completed"
+    same_file_as: str | None = None
     profiles: list[str] = field(default_factory=lambda: ["generic-csv", "banco-andino"])
     lists_profiles: bool = True
     uploaded: bytes = b""
@@ -78,6 +79,7 @@ class FakeIngest:
             rows_rejected=2,
             debtors_new=50,
             balance_by_currency={"ARS": 538_694_865, "CLP": 12_345_678},
+            same_file_as=self.same_file_as,
             started_at="2025-07-01T10:00:01+00:00",
             finished_at="2025-07-01T10:00:03+00:00",
             rejections=[
@@ -177,6 +179,16 @@ def test_import_uploads_the_file_follows_it_and_prints_the_report(
     # Rejected values are shown as sent, never read as rich markup.
     assert "no-es-un-email" in result.stdout and "[31/02/2024]" in result.stdout
     assert f"/v1/imports/{IMPORT_ID}/rejections.csv" in result.stdout
+
+
+def test_the_same_file_again_says_which_import_answered_for_it(
+    ingest: FakeIngest, portfolio: Path
+) -> None:
+    ingest.same_file_as = "0b5f3c4e-0000-4000-8000-000000000001"
+    result = recupero(ingest, "import", str(portfolio), "--tenant", TENANT, "--api-key", KEY)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Same file as\W+import 0b5f3c4e-0000-4000-8000-000000000001", result.stdout)
+    assert "nothing changed" in result.stdout
 
 
 def test_rejections_out_saves_every_rejected_row(

@@ -36,6 +36,12 @@ def report_table(
     table.add_row("Debtors changed", f"{report.debtors_changed:,}")
     table.add_row("Debtors unchanged", f"{report.debtors_unchanged:,}")
     table.add_row("Debtors settled", f"{report.debtors_settled:,}", end_section=True)
+    if report.same_file_as:
+        table.add_row(
+            "Same file as",
+            f"import {report.same_file_as}, the last one applied: nothing changed, nothing re-read",
+            end_section=True,
+        )
     balances = sorted(report.balance_by_currency.items())
     if not balances:
         table.add_row("Balance", "none", end_section=True)

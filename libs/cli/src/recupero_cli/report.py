@@ -37,6 +37,7 @@ class ImportReport:
     debtors_settled: int = 0
     balance_by_currency: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    same_file_as: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     rejections: list[Rejection] = field(default_factory=list)
@@ -88,6 +89,7 @@ class ImportReport:
                 for code, minor in (data.get("balance_by_currency") or {}).items()
             },
             error=optional_str("error"),
+            same_file_as=optional_str("same_file_as"),
             started_at=_parse_time(data.get("started_at")),
             finished_at=_parse_time(data.get("finished_at")),
             rejections=[
