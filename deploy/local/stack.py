@@ -1,4 +1,5 @@
-"""The local stack: Kafka, PostgreSQL, the SMTP sink and the six services under honcho.
+"""The local stack: Kafka, PostgreSQL, the SMTP sink, the WhatsApp and Twilio peers and the six
+services under honcho.
 
     uv run python deploy/local/stack.py up|down|status
 
@@ -35,6 +36,20 @@ DEMO_TENANT = "demo-bank"
 KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
 POSTGRES_PORT = 5432
 SMTP_PORT, SMTP_HTTP_PORT = 2525, 8025
+WHATSAPP_PORT, TWILIO_PORT = 8031, 8032
+NOTIFIER_URL = "http://127.0.0.1:8004"
+# Credentials the local provider peers and the notifier share; meaningless anywhere else.
+WHATSAPP = {
+    "access_token": "dev-whatsapp-token",
+    "app_secret": "dev-whatsapp-app-secret",
+    "verify_token": "dev-whatsapp-verify-token",
+    "phone_number_id": "106540352242922",
+}
+TWILIO = {
+    "account_sid": "AC" + "0" * 32,
+    "auth_token": "dev-twilio-auth-token",
+    "phone_number": "+15005550006",
+}
 SERVICES = {
     "portal-api": 8000,
     "ingest": 8001,
@@ -66,6 +81,16 @@ def _procfile(local_postgres: bool) -> str:
         f"--controller-port {KAFKA_CONTROLLER_PORT} --data var/kafka --cache .cache",
         f"smtp: {python} -m recupero_devstack smtp --port {SMTP_PORT} "
         f"--http-port {SMTP_HTTP_PORT} --mailbox var/mail",
+        f"whatsapp: {python} -m recupero_devstack whatsapp --port {WHATSAPP_PORT} "
+        f"--access-token {WHATSAPP['access_token']} --app-secret {WHATSAPP['app_secret']} "
+        f"--verify-token {WHATSAPP['verify_token']} "
+        f"--phone-number-id {WHATSAPP['phone_number_id']} "
+        f"--webhook-url {NOTIFIER_URL}/webhooks/whatsapp",
+        # The demo's callees press 1 (promise to pay) on every collection call.
+        f"twilio: {python} -m recupero_devstack twilio --port {TWILIO_PORT} "
+        f"--account-sid {TWILIO['account_sid']} --auth-token {TWILIO['auth_token']} "
+        f"--phone-number {TWILIO['phone_number']} "
+        f"--sms-url {NOTIFIER_URL}/webhooks/twilio/inbound --auto-digits 1",
     ]
     if local_postgres:
         lines.append(
@@ -109,7 +134,8 @@ def up() -> None:
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     database_url = _database_url()
     local_postgres = database_url is None
-    busy = [port for port in (KAFKA_PORT, SMTP_PORT, *SERVICES.values()) if port_open(port)]
+    ports = (KAFKA_PORT, SMTP_PORT, WHATSAPP_PORT, TWILIO_PORT, *SERVICES.values())
+    busy = [port for port in ports if port_open(port)]
     if local_postgres and port_open(POSTGRES_PORT):
         busy.append(POSTGRES_PORT)
     if busy:
@@ -122,6 +148,16 @@ def up() -> None:
         "RECUPERO_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT}",
         "RECUPERO_API_KEYS": json.dumps({hash_api_key(key): DEMO_TENANT}),
         "RECUPERO_SMTP_PORT": str(SMTP_PORT),
+        "RECUPERO_PUBLIC_URL": NOTIFIER_URL,
+        "RECUPERO_WHATSAPP_API_URL": f"http://127.0.0.1:{WHATSAPP_PORT}",
+        "RECUPERO_WHATSAPP_PHONE_NUMBER_ID": WHATSAPP["phone_number_id"],
+        "RECUPERO_WHATSAPP_ACCESS_TOKEN": WHATSAPP["access_token"],
+        "RECUPERO_WHATSAPP_APP_SECRET": WHATSAPP["app_secret"],
+        "RECUPERO_WHATSAPP_VERIFY_TOKEN": WHATSAPP["verify_token"],
+        "RECUPERO_TWILIO_API_URL": f"http://127.0.0.1:{TWILIO_PORT}",
+        "RECUPERO_TWILIO_ACCOUNT_SID": TWILIO["account_sid"],
+        "RECUPERO_TWILIO_AUTH_TOKEN": TWILIO["auth_token"],
+        "RECUPERO_TWILIO_FROM_NUMBER": TWILIO["phone_number"],
         "PYTHONUNBUFFERED": "1",
     }
     (VAR / "Procfile").write_text(_procfile(local_postgres))
@@ -197,6 +233,8 @@ def status() -> None:
     if _database_url() is None:
         print(f"postgres 127.0.0.1:{POSTGRES_PORT}: {'up' if port_open(POSTGRES_PORT) else 'down'}")
     print(f"smtp 127.0.0.1:{SMTP_PORT}: {'up' if port_open(SMTP_PORT) else 'down'}")
+    for peer, port in (("whatsapp", WHATSAPP_PORT), ("twilio", TWILIO_PORT)):
+        print(f"{peer} peer http://127.0.0.1:{port}: {'up' if port_open(port) else 'down'}")
     for service, port in SERVICES.items():
         print(f"{service} http://127.0.0.1:{port}: {_ready(service, port)}")
     print(f"logs: {LOG.relative_to(ROOT)}")

@@ -1,8 +1,10 @@
-"""Notifier without I/O: money as a debtor reads it, the Spanish templates, the email itself, and the
-delivery handler over in-memory fakes of our repository, units of work and email sender.
+"""Notifier without I/O: money as a debtor reads it, the Spanish templates, the email itself, the
+provider requests and signatures, and the delivery handler over in-memory fakes of our repository,
+units of work and email sender.
 """
 
-from datetime import UTC, date, datetime
+import hmac
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -10,10 +12,27 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 
-from recupero_events import ActionDue, Channel, ContactDetails, EventPayload, MessageSent, Money
-from recupero_notifier.adapters.email import build_message
+from recupero_events import (
+    ActionDue,
+    Channel,
+    ContactDetails,
+    EventPayload,
+    MessageSent,
+    MessageStatus,
+    MessageStatusChanged,
+    Money,
+)
+from recupero_notifier.adapters import twilio, whatsapp
+from recupero_notifier.adapters.email import EmailChannel, build_message
+from recupero_notifier.adapters.providers import (
+    ProviderRefused,
+    ProviderUnavailable,
+    TokenBucket,
+)
+from recupero_notifier.adapters.repository import Delivery, DeliveryState
 from recupero_notifier.adapters.templates import JinjaTemplates
 from recupero_notifier.domain.messages import (
     NoEmailAddress,
@@ -24,6 +43,7 @@ from recupero_notifier.domain.messages import (
     message_id_for,
 )
 from recupero_notifier.domain.money import format_money
+from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
 from recupero_notifier.handlers import carry_out_action
 
 pytestmark = pytest.mark.unit
@@ -53,6 +73,7 @@ def action(
         contact=ContactDetails(
             name=name,
             email=email,
+            phone="+5215512345678",
             country="MX",
             time_zone="America/Mexico_City",
         ),
@@ -178,36 +199,70 @@ def test_email_action_without_address_is_an_error(templates: JinjaTemplates) -> 
 
 
 class FakeDeliveries:
-    """In-memory stand-in for `NotifierRepository`, same rules."""
+    """In-memory stand-in for `NotifierRepository`, same rules, for the send path."""
 
     def __init__(self, journal: list[str]) -> None:
         self.rows: dict[UUID, dict[str, Any]] = {}
         self._journal = journal
 
-    async def delivery_status(self, tenant_id: str, action_id: UUID) -> str | None:
+    async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None:
         row = self.rows.get(action_id)
-        return row["status"] if row and row["tenant_id"] == tenant_id else None
+        if row is None or row["tenant_id"] != tenant_id:
+            return None
+        return DeliveryState(row["status"], row.get("last_attempt_at"))
 
-    async def record_attempt(self, action: ActionDue, message_id: str) -> int | None:
+    async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
         row = self.rows.setdefault(
             action.action_id,
             {"tenant_id": action.tenant_id, "status": "sending", "attempts": 0},
         )
-        if row["status"] == "sent" or row["tenant_id"] != action.tenant_id:
+        if row["status"] in ("sent", "failed") or row["tenant_id"] != action.tenant_id:
             return None
-        row.update(status="sending", message_id=message_id, attempts=row["attempts"] + 1)
+        row.update(
+            status="sending",
+            recipient=recipient,
+            provider=provider,
+            attempts=row["attempts"] + 1,
+            last_attempt_at=datetime.now(UTC),
+        )
         self._journal.append("attempt recorded")
         attempts: int = row["attempts"]
         return attempts
 
-    async def mark_sent(self, tenant_id: str, action_id: UUID, sent_at: datetime) -> None:
-        self.rows[action_id].update(status="sent", sent_at=sent_at)
+    async def mark_sent(
+        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
+    ) -> bool:
+        row = self.rows[action_id]
+        if row["status"] == "sent":
+            return False
+        row.update(status="sent", message_id=message_id, sent_at=sent_at)
+        return True
+
+    async def mark_not_accepted(
+        self, tenant_id: str, action_id: UUID, status: str, reason: str
+    ) -> None:
+        self.rows[action_id].update(status=status, failure=reason)
 
     async def record_unsupported_channel(self, action: ActionDue) -> None:
         self.rows.setdefault(
             action.action_id,
             {"tenant_id": action.tenant_id, "status": "unsupported_channel", "attempts": 0},
         )
+
+    async def session_open_since(self, channel: str, address: str, since: datetime) -> bool:
+        return False
+
+    async def claim_callback(self, provider: str, callback_key: str) -> bool:
+        raise NotImplementedError("callbacks are tested on PostgreSQL")
+
+    async def delivery_for_callback(self, action_id: UUID) -> Delivery | None:
+        raise NotImplementedError("callbacks are tested on PostgreSQL")
+
+    async def deliveries_to(self, channel: str, address: str) -> list[Delivery]:
+        raise NotImplementedError("callbacks are tested on PostgreSQL")
+
+    async def note_inbound(self, channel: str, address: str, at: datetime) -> None:
+        raise NotImplementedError("callbacks are tested on PostgreSQL")
 
 
 class FakeWork:
@@ -264,9 +319,11 @@ class Notifier:
             due,
             uow,
             attempts=lambda: FakeWork(self.repo, self.journal),
-            sender=self.sender,
+            channels={Channel.EMAIL: EmailChannel(self.sender)},
             templates=self.templates,
+            unconfirmed_wait=timedelta(seconds=60),
         )
+        # Like the consumer's unit of work: events leave only when the handler returns.
         self.published.extend(uow.published)
 
 
@@ -339,3 +396,134 @@ async def test_unknown_template_fails_before_any_attempt(templates: JinjaTemplat
 
     assert notifier.repo.rows == {}
     assert notifier.journal == []
+
+
+async def test_refused_email_fails_the_delivery_and_reports_it_for_fallback(
+    templates: JinjaTemplates,
+) -> None:
+    notifier = Notifier(templates)
+    notifier.sender.fail_with = ProviderRefused("SMTP 550: mailbox unavailable")
+
+    await notifier.handle(action())
+    await notifier.handle(action())
+
+    [failure] = notifier.published
+    assert isinstance(failure, MessageStatusChanged)
+    assert failure.status is MessageStatus.FAILED
+    assert failure.detail == "SMTP 550: mailbox unavailable"
+    assert notifier.repo.rows[ACTION_ID]["status"] == "failed"
+    # A failed delivery is final: the redelivered action did not try again.
+    assert notifier.journal.count("smtp called") == 1
+
+
+async def test_unavailable_provider_leaves_the_action_retrying(templates: JinjaTemplates) -> None:
+    notifier = Notifier(templates)
+    notifier.sender.fail_with = ProviderUnavailable("SMTP 421: try later")
+
+    with pytest.raises(ProviderUnavailable):
+        await notifier.handle(action())
+
+    assert notifier.repo.rows[ACTION_ID]["status"] == "retrying"
+    assert notifier.published == []
+
+
+@pytest.mark.parametrize(
+    ("text", "opt_out"),
+    [
+        ("BAJA", True),
+        ("baja", True),
+        ("¡Baja!", True),
+        ("STOP", True),
+        ("No molestar", True),
+        ("no  MOLESTAR.", True),
+        ("quiero pagar", False),
+        ("no me den de baja", False),
+        ("", False),
+    ],
+)
+def test_opt_out_keywords(text: str, opt_out: bool) -> None:
+    assert is_opt_out(text) is opt_out
+
+
+def test_ivr_menu_keys() -> None:
+    assert ivr_choice("1") is IvrChoice.PROMISE_TO_PAY
+    assert ivr_choice("2") is IvrChoice.TALK_TO_AGENT
+    assert ivr_choice("9") is None
+
+
+def test_twilio_signature_matches_twilios_documented_example() -> None:
+    # The example of https://www.twilio.com/docs/usage/security#validating-requests.
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
+    assert twilio.signature_valid("12345", url, params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not twilio.signature_valid(
+        "12345", url, {**params, "Digits": "1"}, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    )
+    assert not twilio.signature_valid("12345", url, params, None)
+
+
+def test_whatsapp_signature_is_hmac_sha256_of_the_raw_body() -> None:
+    body = b'{"object":"whatsapp_business_account"}'
+    header = "sha256=" + hmac.new(b"secret", body, "sha256").hexdigest()
+    assert whatsapp.signature_valid("secret", body, header)
+    assert not whatsapp.signature_valid("secret", body + b" ", header)
+    assert not whatsapp.signature_valid("other", body, header)
+    assert not whatsapp.signature_valid("secret", body, None)
+
+
+def test_ivr_reads_the_debt_in_spanish_and_gathers_one_key(templates: JinjaTemplates) -> None:
+    due = action(channel=Channel.IVR)
+    rendered = templates.render(due.template, ReminderContext.for_action(due))
+
+    twiml = twilio.twiml(due, rendered, "https://notifier.example/webhooks/twilio/gather?a=1&b=2")
+
+    assert twiml.startswith('<Response><Gather numDigits="1"')
+    assert 'action="https://notifier.example/webhooks/twilio/gather?a=1&amp;b=2"' in twiml
+    assert '<Say language="es-MX">Hola, Ana Pérez.' in twiml
+    assert "$12,345.67 MXN" in twiml
+    assert "marque 1" in twiml and "marque 2" in twiml
+
+
+def test_whatsapp_sends_the_approved_template_outside_the_session_window(
+    templates: JinjaTemplates,
+) -> None:
+    due = action(channel=Channel.WHATSAPP)
+    rendered = templates.render(due.template, ReminderContext.for_action(due))
+    adapter = whatsapp.WhatsAppCloud(
+        httpx.AsyncClient(),
+        api_url="http://graph.local",
+        api_version="v21.0",
+        phone_number_id="1065",
+        access_token="token",
+        limiter=TokenBucket(0),
+        retry_budget_seconds=1,
+    )
+
+    template = adapter.request_body(due, rendered, session_open=False)
+    session = adapter.request_body(due, rendered, session_open=True)
+
+    assert template["to"] == "5215512345678"
+    assert template["biz_opaque_callback_data"] == str(ACTION_ID)
+    assert template["template"] == {
+        "name": "first_reminder",
+        "language": {"code": "es_MX"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "text": "Ana Pérez"},
+                    {"type": "text", "text": "$12,345.67 MXN"},
+                    {"type": "text", "text": "05/03/2025"},
+                ],
+            }
+        ],
+    }
+    assert session["type"] == "text"
+    assert session["text"]["body"].startswith("Hola Ana Pérez, le recordamos")
+    assert "BAJA" in session["text"]["body"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from recupero_devstack.kafka import KafkaBroker, ensure_kafka_jars
 from recupero_devstack.postgres import PostgresServer
+from recupero_devstack.providers import twilio, whatsapp
 from recupero_devstack.smtp import SmtpSink
 
 
@@ -66,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8025)
     p.add_argument("--mailbox", type=Path, default=Path("var/mail"))
     p.set_defaults(func=_smtp)
+
+    p = sub.add_parser("whatsapp", help="local WhatsApp Cloud API that sends signed webhooks")
+    whatsapp.add_arguments(p)
+    p.set_defaults(func=whatsapp.serve)
+
+    p = sub.add_parser("twilio", help="local Twilio Messages and Calls API, signed callbacks")
+    twilio.add_arguments(p)
+    p.set_defaults(func=twilio.serve)
 
     p = sub.add_parser("fetch-kafka", help="only download the Kafka jars into the cache")
     p.add_argument("--cache", type=Path, default=Path(".cache"))

@@ -370,6 +370,11 @@ class MessageStatusChanged(EventPayload):
         description="Provider's error or the start of the reply, when there is one.",
         examples=["131026: message undeliverable"],
     )
+    opt_out: bool = Field(
+        default=False,
+        description="True when the debtor's reply asks to stop messages on this channel (BAJA, "
+        "STOP, NO MOLESTAR): the channel must not be used for this debtor again.",
+    )
 
 
 class PromiseOutcome(StrEnum):

@@ -1,51 +1,81 @@
 """Notifier's use cases as plain async functions over a unit of work and explicit adapters.
 
-Exactly-once-visible delivery of an action:
+Exactly-once-visible delivery of an action, on every channel:
 
-1. If the action's delivery is already `sent`, do nothing: a redelivered or re-emitted action never
-   reaches the debtor twice.
-2. Render and compose the message first, so an unknown template or a missing address fails before
+1. If the action's delivery is already `sent` or `failed`, do nothing: a redelivered or re-emitted
+   action never reaches the debtor twice.
+2. If an earlier attempt's outcome is unknown (`sending`: the process died or the connection broke
+   after the request left) and the provider reports by callback, wait for that callback before
+   sending again: it carries the action id and settles the delivery (reconciliation).
+3. Render and address the message first, so an unknown template or a missing address fails before
    any attempt is recorded (the consumer retries, then dead-letters it).
-3. Record the attempt (`sending`, attempts + 1) in its OWN committed transaction before calling the
-   provider, so a crash mid-send leaves a trace of how often the debtor may have been contacted.
-4. Send, with the Message-ID derived from the action id as the idempotency key.
-5. In the consumer's unit of work: mark `sent` and publish `message-sent` through the outbox; both
+4. Record the attempt (`sending`, attempts + 1) in its OWN committed transaction before calling the
+   provider: the idempotency record exists before the provider can have seen the message.
+5. Send. The adapter retries 429/5xx with backoff and respects the provider's rate limit.
+   A permanent refusal marks the delivery `failed` and publishes `message-status-changed`
+   (failed, with the reason) so the orchestrator falls back to another channel; a provider still
+   unavailable after the retries marks it `retrying` and the consumer tries again later.
+6. In the consumer's unit of work: mark `sent` and publish `message-sent` through the outbox; both
    commit with the inbox entry of the event, or not at all.
 
-The gap SMTP cannot close: if the process dies after the server accepted the message and before
-step 5 commits, the redelivery sends it again. It carries the same Message-ID, and mailboxes
-collapse messages with identical Message-IDs, so the debtor sees one email.
+Callbacks (status webhooks, inbound replies, IVR key presses) are applied once each: a replay of
+one already applied raises `CallbackReplayed` and changes nothing.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
 import structlog
 
-from recupero_events import ActionDue, Channel, MessageSent
-from recupero_notifier.adapters.email import EmailSender
+from recupero_events import ActionDue, Channel, MessageSent, MessageStatus, MessageStatusChanged
+from recupero_notifier.adapters.channels import ChannelAdapter
+from recupero_notifier.adapters.providers import NotAccepted, ProviderRefused
+from recupero_notifier.adapters.repository import Delivery, DeliveryState
 from recupero_notifier.adapters.templates import JinjaTemplates
-from recupero_notifier.domain.messages import ReminderContext, compose_email
+from recupero_notifier.domain.messages import ReminderContext
+from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
+from recupero_runtime.consumer import RetryLater
 from recupero_runtime.db import Work
 
 log = structlog.get_logger()
 
-EMAIL_PROVIDER = "smtp"
+# WhatsApp's customer service window: free text is allowed this long after the debtor wrote.
+SESSION_WINDOW = timedelta(hours=24)
+DETAIL_LENGTH = 200
 
 
 class Deliveries(Protocol):
-    """The delivery records the handler needs (`adapters.repository.NotifierRepository`)."""
+    """The delivery records the handlers need (`adapters.repository.NotifierRepository`)."""
 
-    async def delivery_status(self, tenant_id: str, action_id: UUID) -> str | None: ...
+    async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None: ...
 
-    async def record_attempt(self, action: ActionDue, message_id: str) -> int | None: ...
+    async def record_attempt(
+        self, action: ActionDue, recipient: str, provider: str
+    ) -> int | None: ...
 
-    async def mark_sent(self, tenant_id: str, action_id: UUID, sent_at: datetime) -> None: ...
+    async def mark_sent(
+        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
+    ) -> bool: ...
+
+    async def mark_not_accepted(
+        self, tenant_id: str, action_id: UUID, status: str, reason: str
+    ) -> None: ...
 
     async def record_unsupported_channel(self, action: ActionDue) -> None: ...
+
+    async def session_open_since(self, channel: str, address: str, since: datetime) -> bool: ...
+
+    async def claim_callback(self, provider: str, callback_key: str) -> bool: ...
+
+    async def delivery_for_callback(self, action_id: UUID) -> Delivery | None: ...
+
+    async def deliveries_to(self, channel: str, address: str) -> list[Delivery]: ...
+
+    async def note_inbound(self, channel: str, address: str, at: datetime) -> None: ...
 
 
 class AttemptUnit(Work[Deliveries], Protocol):
@@ -57,64 +87,244 @@ class AttemptUnit(Work[Deliveries], Protocol):
 AttemptUnits = Callable[[], AbstractAsyncContextManager[AttemptUnit]]
 
 
+class AwaitingProviderCallback(RetryLater):
+    """An earlier attempt may have reached the provider; its callback will settle it."""
+
+
+class CallbackReplayed(Exception):
+    """This provider callback was already applied; applying it again would change nothing."""
+
+
 async def carry_out_action(
     action: ActionDue,
     uow: Work[Deliveries],
     *,
     attempts: AttemptUnits,
-    sender: EmailSender,
+    channels: Mapping[Channel, ChannelAdapter],
     templates: JinjaTemplates,
+    unconfirmed_wait: timedelta,
 ) -> None:
     """Contact the debtor as the action says, at most once as the debtor sees it.
 
     `uow` is the consumer's unit of work; `attempts` opens a separate one (the service's
     `unit_of_work` factory) whose commit does not wait for the provider call.
     """
-    if action.channel is not Channel.EMAIL:
-        # Other channels arrive in later issues; record the action so it is not silently lost.
+    adapter = channels.get(action.channel)
+    if adapter is None:
+        # A channel without configured provider credentials: recorded, not silently lost.
         await uow.repo.record_unsupported_channel(action)
         log.warning(
-            "channel_not_supported",
-            action_id=str(action.action_id),
-            channel=action.channel.value,
+            "channel_not_configured", action_id=str(action.action_id), channel=action.channel
         )
         return
 
-    if await uow.repo.delivery_status(action.tenant_id, action.action_id) == "sent":
-        log.info("action_already_delivered", action_id=str(action.action_id))
+    state = await uow.repo.delivery_state(action.tenant_id, action.action_id)
+    if state is not None and state.status in ("sent", "failed"):
+        log.info("action_already_delivered", action_id=str(action.action_id), status=state.status)
         return
+    now = datetime.now(UTC)
+    if (
+        state is not None
+        and state.status == "sending"
+        and adapter.confirmed_by_callback
+        and state.last_attempt_at is not None
+        and now - state.last_attempt_at < unconfirmed_wait
+    ):
+        raise AwaitingProviderCallback(
+            f"action {action.action_id}: the outcome of the attempt at "
+            f"{state.last_attempt_at.isoformat()} is unknown; waiting for the provider's callback"
+        )
 
     rendered = templates.render(action.template, ReminderContext.for_action(action))
-    email = compose_email(action, rendered)
+    recipient = adapter.recipient(action)
+    session_open = action.channel is Channel.WHATSAPP and await uow.repo.session_open_since(
+        action.channel.value, recipient, now - SESSION_WINDOW
+    )
 
     async with attempts() as attempt_uow:
-        attempt = await attempt_uow.repo.record_attempt(action, email.message_id)
+        attempt = await attempt_uow.repo.record_attempt(action, recipient, adapter.provider)
         await attempt_uow.commit()
     if attempt is None:
-        # Another consumer finished it between our check and our claim.
+        # Another consumer (or a callback) finished it between our check and our claim.
         log.info("action_already_delivered", action_id=str(action.action_id))
         return
 
-    await sender.send(email)
+    try:
+        message_id = await adapter.send(action, rendered, session_open)
+    except ProviderRefused as refused:
+        await uow.repo.mark_not_accepted(
+            action.tenant_id, action.action_id, "failed", refused.reason
+        )
+        uow.publish(
+            MessageStatusChanged(
+                tenant_id=action.tenant_id,
+                debtor_id=action.debtor_id,
+                action_id=action.action_id,
+                channel=action.channel,
+                status=MessageStatus.FAILED,
+                occurred_at=datetime.now(UTC),
+                detail=refused.reason[:DETAIL_LENGTH],
+            )
+        )
+        log.warning("message_refused", action_id=str(action.action_id), reason=refused.reason)
+        return
+    except NotAccepted as not_accepted:
+        async with attempts() as attempt_uow:
+            await attempt_uow.repo.mark_not_accepted(
+                action.tenant_id, action.action_id, "retrying", str(not_accepted)
+            )
+            await attempt_uow.commit()
+        raise
+
     sent_at = datetime.now(UTC)
     log.info(
-        "email_sent",
+        "message_sent",
         action_id=str(action.action_id),
-        message_id=email.message_id,
-        template=action.template,
+        channel=action.channel,
+        provider=adapter.provider,
+        message_id=message_id,
         attempt=attempt,
     )
+    if await uow.repo.mark_sent(action.tenant_id, action.action_id, message_id, sent_at):
+        uow.publish(
+            MessageSent(
+                tenant_id=action.tenant_id,
+                debtor_id=action.debtor_id,
+                action_id=action.action_id,
+                channel=action.channel,
+                provider=adapter.provider,
+                provider_message_id=message_id,
+                template=action.template,
+                sent_at=sent_at,
+            )
+        )
 
-    await uow.repo.mark_sent(action.tenant_id, action.action_id, sent_at)
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A provider's signed word about one message it took."""
+
+    provider: str
+    action_id: UUID
+    message_id: str
+    # None for progress Recupero does not publish (`queued`, `sent`): it still reconciles.
+    status: MessageStatus | None
+    occurred_at: datetime
+    detail: str | None
+    # Unique per callback (message and status): its replay is refused.
+    callback_key: str
+
+
+async def apply_status_report(report: StatusReport, uow: Work[Deliveries]) -> None:
+    if not await uow.repo.claim_callback(report.provider, report.callback_key):
+        raise CallbackReplayed(f"{report.provider} callback {report.callback_key}")
+    delivery = await uow.repo.delivery_for_callback(report.action_id)
+    if (
+        delivery is None
+        or delivery.provider != report.provider
+        or delivery.message_id not in (None, report.message_id)
+    ):
+        log.warning("status_for_unknown_message", message_id=report.message_id)
+        return
+    channel = Channel(delivery.channel)
+    if delivery.status in ("sending", "retrying") and await uow.repo.mark_sent(
+        delivery.tenant_id, delivery.action_id, report.message_id, report.occurred_at
+    ):
+        # The provider took the message but our attempt never learnt it (crash, lost response):
+        # the callback settles it, and no second send happens.
+        log.info("delivery_reconciled", action_id=str(delivery.action_id))
+        uow.publish(
+            MessageSent(
+                tenant_id=delivery.tenant_id,
+                debtor_id=delivery.debtor_id,
+                action_id=delivery.action_id,
+                channel=channel,
+                provider=report.provider,
+                provider_message_id=report.message_id,
+                template=delivery.template,
+                sent_at=report.occurred_at,
+            )
+        )
+    if report.status is not None:
+        uow.publish(
+            MessageStatusChanged(
+                tenant_id=delivery.tenant_id,
+                debtor_id=delivery.debtor_id,
+                action_id=delivery.action_id,
+                channel=channel,
+                status=report.status,
+                occurred_at=report.occurred_at,
+                detail=None if report.detail is None else report.detail[:DETAIL_LENGTH],
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundReply:
+    """Something a debtor wrote to us on a channel."""
+
+    provider: str
+    channel: Channel
+    # E.164, as deliveries record recipients.
+    address: str
+    text: str
+    received_at: datetime
+    callback_key: str
+
+
+async def apply_inbound_reply(reply: InboundReply, uow: Work[Deliveries]) -> None:
+    """A reply is published against the latest message the debtor got on that channel. An
+    opt-out keyword is published for every creditor that wrote to this number on this channel:
+    one "BAJA" to a shared sender number stops them all."""
+    if not await uow.repo.claim_callback(reply.provider, reply.callback_key):
+        raise CallbackReplayed(f"{reply.provider} inbound {reply.callback_key}")
+    await uow.repo.note_inbound(reply.channel.value, reply.address, reply.received_at)
+    opt_out = is_opt_out(reply.text)
+    deliveries = await uow.repo.deliveries_to(reply.channel.value, reply.address)
+    if not deliveries:
+        log.info("reply_from_unknown_number", channel=reply.channel, opt_out=opt_out)
+        return
+    for delivery in deliveries if opt_out else deliveries[:1]:
+        uow.publish(
+            MessageStatusChanged(
+                tenant_id=delivery.tenant_id,
+                debtor_id=delivery.debtor_id,
+                action_id=delivery.action_id,
+                channel=reply.channel,
+                status=MessageStatus.REPLIED,
+                occurred_at=reply.received_at,
+                detail=reply.text[:DETAIL_LENGTH],
+                opt_out=opt_out,
+            )
+        )
+
+
+async def apply_ivr_digits(
+    provider: str,
+    action_id: UUID,
+    call_sid: str,
+    digits: str,
+    at: datetime,
+    uow: Work[Deliveries],
+) -> IvrChoice | None:
+    """The debtor pressed a key on a collection call: published as a reply saying what they
+    chose. Returns the choice (None for a key the menu does not offer)."""
+    if not await uow.repo.claim_callback(provider, f"{call_sid}:gather"):
+        raise CallbackReplayed(f"{provider} gather {call_sid}")
+    choice = ivr_choice(digits)
+    delivery = await uow.repo.delivery_for_callback(action_id)
+    if delivery is None or delivery.message_id not in (None, call_sid):
+        log.warning("digits_for_unknown_call", call_sid=call_sid)
+        return choice
     uow.publish(
-        MessageSent(
-            tenant_id=action.tenant_id,
-            debtor_id=action.debtor_id,
-            action_id=action.action_id,
-            channel=action.channel,
-            provider=EMAIL_PROVIDER,
-            provider_message_id=email.message_id,
-            template=action.template,
-            sent_at=sent_at,
+        MessageStatusChanged(
+            tenant_id=delivery.tenant_id,
+            debtor_id=delivery.debtor_id,
+            action_id=delivery.action_id,
+            channel=Channel.IVR,
+            status=MessageStatus.REPLIED,
+            occurred_at=at,
+            detail=f"ivr {digits}: {choice.value if choice else 'not an option'}",
         )
     )
+    return choice

@@ -188,12 +188,17 @@ def message_sent_handler(clock: Clock) -> Handler:
 
 
 def message_status_changed_handler(clock: Clock) -> Handler:
-    """Delivery receipts cancel fallbacks, failures trigger them, a reply stops the strategy."""
+    """Delivery receipts cancel fallbacks, failures trigger them, a reply stops the strategy;
+    a reply asking to stop (BAJA, STOP) is an opt-out of its channel, case or not."""
 
     async def handle(event: DecodedEvent, uow: Work[OrchestratorRepository]) -> None:
         payload = event.payload
         assert isinstance(payload, MessageStatusChanged)
         tenant_id, debtor_id = payload.tenant_id, payload.debtor_id
+        if payload.opt_out:
+            await uow.repo.add_opt_out(
+                tenant_id, debtor_id, payload.channel.value, payload.occurred_at
+            )
         case = await uow.repo.case_for_update(tenant_id, debtor_id)
         if case is None:
             return

@@ -14,8 +14,16 @@ from typing import Protocol
 
 import aiosmtplib
 
-from recupero_notifier.domain.messages import OutgoingEmail
-from recupero_runtime.consumer import RetryLater
+from recupero_events import ActionDue
+from recupero_notifier.adapters.providers import ProviderRefused, ProviderUnavailable
+from recupero_notifier.domain.messages import (
+    OutgoingEmail,
+    RenderedMessage,
+    compose_email,
+    email_of,
+)
+
+PROVIDER = "smtp"
 
 
 class EmailSender(Protocol):
@@ -24,7 +32,7 @@ class EmailSender(Protocol):
         ...
 
 
-class TemporarySmtpFailure(RetryLater):
+class TemporarySmtpFailure(ProviderUnavailable):
     """A 4xx reply: the server asks us to try again later, so the consumer retries with backoff
     instead of dead-lettering."""
 
@@ -66,12 +74,33 @@ class SmtpSender:
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(_is_temporary(refusal.code) for refusal in exc.recipients):
                 raise TemporarySmtpFailure(f"recipient deferred: {exc}") from exc
-            raise
+            raise ProviderRefused(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             if _is_temporary(exc.code):
                 raise TemporarySmtpFailure(f"SMTP {exc.code}: {exc.message}") from exc
-            raise
+            raise ProviderRefused(f"SMTP {exc.code}: {exc.message}") from exc
 
 
 def _is_temporary(code: int) -> bool:
     return 400 <= code < 500
+
+
+class EmailChannel:
+    """The email channel: the message composed from the template, handed to an `EmailSender`.
+
+    No status callbacks: an attempt whose outcome is unknown is sent again with the same
+    Message-ID, which mailboxes collapse."""
+
+    provider = PROVIDER
+    confirmed_by_callback = False
+
+    def __init__(self, sender: EmailSender) -> None:
+        self._sender = sender
+
+    def recipient(self, action: ActionDue) -> str:
+        return email_of(action)
+
+    async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
+        email = compose_email(action, rendered)
+        await self._sender.send(email)
+        return email.message_id

@@ -1,14 +1,54 @@
-"""All of notifier's queries. Every statement is scoped by tenant."""
+"""All of notifier's queries. Delivery statements are scoped by tenant, except the lookups that
+start from a provider callback: the provider knows our action id or the debtor's number, not
+the tenant, and the row found says whose it is."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recupero_events import ActionDue
-from recupero_notifier.adapters.tables import deliveries
+from recupero_notifier.adapters.tables import deliveries, inbound_contacts, received_callbacks
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    status: str
+    last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A delivery as a callback sees it."""
+
+    action_id: UUID
+    tenant_id: str
+    debtor_id: str
+    channel: str
+    template: str
+    status: str
+    message_id: str | None
+    provider: str | None
+
+
+_DELIVERY_COLUMNS = (
+    deliveries.c.action_id,
+    deliveries.c.tenant_id,
+    deliveries.c.debtor_id,
+    deliveries.c.channel,
+    deliveries.c.template,
+    deliveries.c.status,
+    deliveries.c.message_id,
+    deliveries.c.provider,
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(**row._mapping)
 
 
 class NotifierRepository:
@@ -17,19 +57,21 @@ class NotifierRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def delivery_status(self, tenant_id: str, action_id: UUID) -> str | None:
-        status: str | None = await self.session.scalar(
-            select(deliveries.c.status).where(
-                deliveries.c.tenant_id == tenant_id, deliveries.c.action_id == action_id
+    async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None:
+        row = (
+            await self.session.execute(
+                select(deliveries.c.status, deliveries.c.last_attempt_at).where(
+                    deliveries.c.tenant_id == tenant_id, deliveries.c.action_id == action_id
+                )
             )
-        )
-        return status
+        ).one_or_none()
+        return None if row is None else DeliveryState(row.status, row.last_attempt_at)
 
-    async def record_attempt(self, action: ActionDue, message_id: str) -> int | None:
+    async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
         """Mark the action `sending` and count the attempt; returns the attempt number.
 
-        None when the action is already `sent` (or its id belongs to another tenant): the caller
-        must not contact the debtor.
+        None when the action is already `sent` or `failed` (or its id belongs to another
+        tenant): the caller must not contact the debtor.
         """
         upsert = insert(deliveries).values(
             action_id=action.action_id,
@@ -38,34 +80,58 @@ class NotifierRepository:
             channel=action.channel.value,
             template=action.template,
             status="sending",
-            message_id=message_id,
+            provider=provider,
+            recipient=recipient,
             attempts=1,
             first_attempt_at=func.now(),
+            last_attempt_at=func.now(),
         )
         attempt: int | None = await self.session.scalar(
             upsert.on_conflict_do_update(
                 index_elements=[deliveries.c.action_id],
                 set_={
                     "status": "sending",
-                    "message_id": message_id,
+                    "provider": provider,
+                    "recipient": recipient,
                     "attempts": deliveries.c.attempts + 1,
                     "first_attempt_at": func.coalesce(deliveries.c.first_attempt_at, func.now()),
+                    "last_attempt_at": func.now(),
                 },
-                where=(deliveries.c.status != "sent")
+                where=deliveries.c.status.not_in(("sent", "failed"))
                 & (deliveries.c.tenant_id == upsert.excluded.tenant_id),
             ).returning(deliveries.c.attempts)
         )
         return attempt
 
-    async def mark_sent(self, tenant_id: str, action_id: UUID, sent_at: datetime) -> None:
+    async def mark_sent(
+        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
+    ) -> bool:
+        """False when the delivery was already `sent` (its status callback came first)."""
         updated = await self.session.scalar(
             update(deliveries)
-            .where(deliveries.c.tenant_id == tenant_id, deliveries.c.action_id == action_id)
-            .values(status="sent", sent_at=sent_at)
+            .where(
+                deliveries.c.tenant_id == tenant_id,
+                deliveries.c.action_id == action_id,
+                deliveries.c.status != "sent",
+            )
+            .values(status="sent", message_id=message_id, sent_at=sent_at, failure=None)
             .returning(deliveries.c.action_id)
         )
-        if updated is None:
-            raise LookupError(f"no delivery recorded for action {action_id} of tenant {tenant_id}")
+        return updated is not None
+
+    async def mark_not_accepted(
+        self, tenant_id: str, action_id: UUID, status: str, reason: str
+    ) -> None:
+        """`retrying` (try again later) or `failed` (never): the provider did not take it."""
+        await self.session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.tenant_id == tenant_id,
+                deliveries.c.action_id == action_id,
+                deliveries.c.status == "sending",
+            )
+            .values(status=status, failure=reason[:1000])
+        )
 
     async def record_unsupported_channel(self, action: ActionDue) -> None:
         await self.session.execute(
@@ -79,4 +145,71 @@ class NotifierRepository:
                 status="unsupported_channel",
             )
             .on_conflict_do_nothing()
+        )
+
+    async def session_open_since(self, channel: str, address: str, since: datetime) -> bool:
+        last: datetime | None = await self.session.scalar(
+            select(inbound_contacts.c.last_inbound_at).where(
+                inbound_contacts.c.channel == channel, inbound_contacts.c.address == address
+            )
+        )
+        return last is not None and last >= since
+
+    # --- provider callbacks --------------------------------------------------------------------
+
+    async def claim_callback(self, provider: str, callback_key: str) -> bool:
+        """True the first time this callback is seen; False for a replay."""
+        claimed = await self.session.scalar(
+            insert(received_callbacks)
+            .values(provider=provider, callback_key=callback_key)
+            .on_conflict_do_nothing()
+            .returning(received_callbacks.c.callback_key)
+        )
+        return claimed is not None
+
+    async def delivery_for_callback(self, action_id: UUID) -> Delivery | None:
+        row = (
+            await self.session.execute(
+                select(*_DELIVERY_COLUMNS).where(deliveries.c.action_id == action_id)
+            )
+        ).one_or_none()
+        return None if row is None else _delivery(row)
+
+    async def deliveries_to(self, channel: str, address: str) -> list[Delivery]:
+        """The latest delivery to this address per tenant and debtor, newest first."""
+        latest = (
+            select(*_DELIVERY_COLUMNS, deliveries.c.first_attempt_at)
+            .where(
+                deliveries.c.channel == channel,
+                deliveries.c.recipient == address,
+                deliveries.c.status == "sent",
+            )
+            .ext(distinct_on(deliveries.c.tenant_id, deliveries.c.debtor_id))
+            .order_by(
+                deliveries.c.tenant_id,
+                deliveries.c.debtor_id,
+                deliveries.c.first_attempt_at.desc(),
+            )
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(*(latest.c[column.name] for column in _DELIVERY_COLUMNS)).order_by(
+                latest.c.first_attempt_at.desc()
+            )
+        )
+        return [_delivery(row) for row in rows]
+
+    async def note_inbound(self, channel: str, address: str, at: datetime) -> None:
+        statement = insert(inbound_contacts).values(
+            channel=channel, address=address, last_inbound_at=at
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[inbound_contacts.c.channel, inbound_contacts.c.address],
+                set_={
+                    "last_inbound_at": func.greatest(
+                        inbound_contacts.c.last_inbound_at, statement.excluded.last_inbound_at
+                    )
+                },
+            )
         )

@@ -1,6 +1,17 @@
-"""Notifier's own schema: one delivery per action, the record that makes sending exactly-once-visible."""
+"""Notifier's own schema: one delivery per action (the record that makes sending
+exactly-once-visible), the provider callbacks already applied, and when debtors last wrote."""
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Integer, Table, Text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import UUID
 
 from recupero_runtime.db import ServiceSchema
@@ -8,7 +19,7 @@ from recupero_runtime.db import ServiceSchema
 schema = ServiceSchema.create("notifier")
 metadata = schema.metadata
 
-DELIVERY_STATUSES = ("sending", "sent", "unsupported_channel")
+DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "unsupported_channel")
 
 deliveries = Table(
     "deliveries",
@@ -18,15 +29,43 @@ deliveries = Table(
     Column("debtor_id", Text, nullable=False),
     Column("channel", Text, nullable=False),
     Column("template", Text, nullable=False),
-    # `sending` is committed before the provider call; `sent` once the provider accepted.
+    # `sending` is committed before the provider call: the outcome is unknown until the
+    # provider answers or its callback arrives. `retrying`: the provider answered and did not
+    # take it. `sent`: accepted. `failed`: refused for good (`failure` says why).
     Column("status", Text, nullable=False),
-    # Provider's id of the message; for email the deterministic Message-ID.
+    # Provider's id of the message: SMTP Message-ID, WhatsApp wamid, Twilio SID.
     Column("message_id", Text),
+    Column("provider", Text),
+    # Phone number or email address the action went to; inbound replies are matched on it.
+    Column("recipient", Text),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("first_attempt_at", DateTime(timezone=True)),
+    Column("last_attempt_at", DateTime(timezone=True)),
     Column("sent_at", DateTime(timezone=True)),
+    Column("failure", Text),
     CheckConstraint(
         "status IN ({})".format(", ".join(f"'{status}'" for status in DELIVERY_STATUSES)),
         name="deliveries_status",
     ),
+    Index("deliveries_recipient", "channel", "recipient"),
+)
+
+# A provider callback applied once: its replay (same message, same status) changes nothing.
+received_callbacks = Table(
+    "received_callbacks",
+    metadata,
+    Column("provider", Text, nullable=False),
+    Column("callback_key", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("provider", "callback_key"),
+)
+
+# When a number last wrote to us: WhatsApp allows free text for 24 hours after that.
+inbound_contacts = Table(
+    "inbound_contacts",
+    metadata,
+    Column("channel", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("last_inbound_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("channel", "address"),
 )

@@ -1,6 +1,7 @@
 """Message templates: Jinja2 files under `recupero_notifier/templates/<name>/`.
 
-Each template is a directory with `subject.txt`, `body.txt` and `body.html`. HTML is autoescaped
+Each template is a directory with `subject.txt`, `body.txt` and `body.html` (email), `short.txt`
+(SMS and WhatsApp session text) and `voice.txt` (read aloud on a call). HTML is autoescaped
 (a debtor's name is data, never markup); a variable the template uses but the context lacks is an
 error, not an empty string in a debtor's inbox.
 """
@@ -9,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from recupero_notifier.domain.messages import ReminderContext, RenderedMessage, UnknownTemplate
 
-PARTS = ("subject.txt", "body.txt", "body.html")
+PARTS = ("subject.txt", "body.txt", "body.html", "short.txt", "voice.txt")
 
 
 class JinjaTemplates:
@@ -32,8 +33,10 @@ class JinjaTemplates:
         if name not in self.names:
             known = ", ".join(sorted(self.names))
             raise UnknownTemplate(f"no template {name!r}; known templates: {known}")
-        subject, text, html = (
+        subject, text, html, short, voice = (
             self._environment.get_template(f"{name}/{part}").render(context.variables())
             for part in PARTS
         )
-        return RenderedMessage(subject=subject.strip(), text=text, html=html)
+        return RenderedMessage(
+            subject=subject.strip(), text=text, html=html, short=short.strip(), voice=voice.strip()
+        )

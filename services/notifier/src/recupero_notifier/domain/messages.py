@@ -1,6 +1,6 @@
-"""What a debtor receives for an action: the template's variables and the email to send.
+"""What a debtor receives for an action: the template's variables and the message per channel.
 
-Pure: no I/O. The adapters render templates and talk SMTP.
+Pure: no I/O. The adapters render templates and talk to the providers.
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from recupero_events import ActionDue
 from recupero_notifier.domain.money import format_money
 
 MESSAGE_ID_DOMAIN = "recupero.local"
-# Opt-outs are not processed yet, but mail clients show an unsubscribe button for this header.
+# Mail clients show an unsubscribe button for this header; a "BAJA" sent to it is an opt-out.
 LIST_UNSUBSCRIBE = "<mailto:baja@recupero.local?subject=BAJA>"
 
 
@@ -22,6 +22,20 @@ class UnknownTemplate(LookupError):
 
 class NoEmailAddress(ValueError):
     """An email action for a debtor whose contact details have no email address."""
+
+
+class NoPhoneNumber(ValueError):
+    """A WhatsApp, SMS or IVR action for a debtor whose contact details have no phone number."""
+
+
+def phone_of(action: ActionDue) -> str:
+    """The debtor's E.164 number, for the channels that need one."""
+    if action.contact.phone is None:
+        raise NoPhoneNumber(
+            f"action {action.action_id}: debtor {action.debtor_id} has no phone number "
+            f"for {action.channel.value}"
+        )
+    return action.contact.phone
 
 
 def message_id_for(action_id: UUID) -> str:
@@ -63,12 +77,23 @@ class ReminderContext:
             "days_past_due": self.days_past_due,
         }
 
+    def template_parameters(self) -> list[str]:
+        """Body parameters {{1}}, {{2}}, {{3}} of the WhatsApp template approved under the
+        action's template name: name, amount due, oldest due date."""
+        return [self.name, self.amount_due, self.oldest_due_on]
+
 
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
+    """Every part of a template, rendered: each channel takes the parts it needs."""
+
     subject: str
     text: str
     html: str
+    # A few hundred characters: SMS and WhatsApp session text.
+    short: str
+    # What the IVR reads aloud before asking for a key.
+    voice: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +114,15 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def compose_email(action: ActionDue, rendered: RenderedMessage) -> OutgoingEmail:
+def email_of(action: ActionDue) -> str:
     if action.contact.email is None:
         raise NoEmailAddress(f"action {action.action_id}: debtor {action.debtor_id} has no email")
+    return str(action.contact.email)
+
+
+def compose_email(action: ActionDue, rendered: RenderedMessage) -> OutgoingEmail:
     return OutgoingEmail(
-        to_address=str(action.contact.email),
+        to_address=email_of(action),
         # Headers are one line: a line break in a name or subject must not start a new header.
         to_name=_one_line(action.contact.name),
         subject=_one_line(rendered.subject),

@@ -1,0 +1,281 @@
+"""Provider webhooks: verified, translated, applied once. Nothing here trusts a request before its
+signature is checked against the raw body (WhatsApp) or the full URL and parameters (Twilio).
+
+Refusals change nothing: a bad or missing signature is a 401, a WhatsApp notification whose
+`timestamp` is outside the replay window a 400, and a callback already applied (same message and
+status; Twilio has no timestamp, so this is its replay defence) a 409.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+from uuid import UUID
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+import structlog
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from recupero_events import Channel, MessageStatus
+from recupero_notifier import handlers
+from recupero_notifier.adapters import twilio, whatsapp
+from recupero_notifier.adapters.repository import NotifierRepository
+from recupero_notifier.domain.replies import IVR_CONFIRMATION, IVR_INVALID
+from recupero_runtime.db import UnitOfWork
+
+log = structlog.get_logger()
+
+Units = Callable[[str | None], UnitOfWork[NotifierRepository]]
+
+# A signed notification may be a little ahead of our clock, never minutes.
+CLOCK_SKEW = timedelta(seconds=60)
+
+WHATSAPP_STATUS = {
+    "sent": None,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.READ,
+    "failed": MessageStatus.FAILED,
+}
+TWILIO_MESSAGE_STATUS = {
+    "queued": None,
+    "accepted": None,
+    "sending": None,
+    "sent": None,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.READ,
+    "undelivered": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+}
+TWILIO_CALL_STATUS = {
+    "queued": None,
+    "initiated": None,
+    "ringing": None,
+    "in-progress": None,
+    "completed": MessageStatus.DELIVERED,
+    "busy": MessageStatus.FAILED,
+    "no-answer": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """What verifies the providers' requests; None for a provider not configured."""
+
+    public_url: str
+    max_age: timedelta
+    whatsapp_app_secret: str | None
+    whatsapp_verify_token: str | None
+    twilio_auth_token: str | None
+
+
+def _refused(code: int, reason: str) -> HTTPException:
+    log.warning("webhook_refused", status=code, reason=reason)
+    return HTTPException(code, detail=reason)
+
+
+def _twiml(say: str | None = None) -> Response:
+    response = Element("Response")
+    if say is not None:
+        SubElement(response, "Say", language="es-MX").text = say
+    return Response(tostring(response, encoding="unicode"), media_type="text/xml")
+
+
+def _whatsapp_items(payload: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("status" | "message", item) for every item of a notification, in order."""
+    for entry in payload.get("entry", []):
+        for change in entry.get("changes", []):
+            value = change.get("value", {})
+            for item in value.get("statuses", []):
+                yield "status", item
+            for item in value.get("messages", []):
+                yield "message", item
+
+
+def _action_id(value: object) -> UUID | None:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _whatsapp_status(item: dict[str, Any], at: datetime) -> handlers.StatusReport | None:
+    action_id = _action_id(item.get("biz_opaque_callback_data"))
+    if action_id is None or item.get("status") not in WHATSAPP_STATUS:
+        return None
+    errors = item.get("errors") or []
+    detail = "; ".join(f"{e.get('code')}: {e.get('title')}" for e in errors) or None
+    return handlers.StatusReport(
+        provider=whatsapp.PROVIDER,
+        action_id=action_id,
+        message_id=str(item["id"]),
+        status=WHATSAPP_STATUS[item["status"]],
+        occurred_at=at,
+        detail=detail,
+        callback_key=f"{item['id']}:{item['status']}",
+    )
+
+
+def _whatsapp_text(item: dict[str, Any]) -> str:
+    if item.get("type") == "text":
+        return str(item.get("text", {}).get("body", ""))
+    if item.get("type") == "button":
+        return str(item.get("button", {}).get("text", ""))
+    return ""
+
+
+def webhook_router(secrets: WebhookSecrets, units: Units) -> APIRouter:
+    router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
+
+    @router.get("/whatsapp", response_class=PlainTextResponse)
+    async def whatsapp_subscription(
+        mode: str = Query(alias="hub.mode"),
+        verify_token: str = Query(alias="hub.verify_token"),
+        challenge: str = Query(alias="hub.challenge"),
+    ) -> str:
+        """Meta's subscription handshake: echo the challenge for our verify token."""
+        if secrets.whatsapp_verify_token is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "WhatsApp is not configured")
+        if mode != "subscribe" or verify_token != secrets.whatsapp_verify_token:
+            raise _refused(status.HTTP_403_FORBIDDEN, "verify token does not match")
+        return challenge
+
+    @router.post("/whatsapp")
+    async def whatsapp_notification(request: Request) -> dict[str, int]:
+        """Status changes of our messages and messages debtors wrote, signed by Meta."""
+        if secrets.whatsapp_app_secret is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "WhatsApp is not configured")
+        body = await request.body()
+        header = request.headers.get("x-hub-signature-256")
+        if not whatsapp.signature_valid(secrets.whatsapp_app_secret, body, header):
+            raise _refused(status.HTTP_401_UNAUTHORIZED, "bad X-Hub-Signature-256")
+        try:
+            items = list(_whatsapp_items(json.loads(body)))
+            stamped = [
+                (kind, item, datetime.fromtimestamp(int(item["timestamp"]), UTC))
+                for kind, item in items
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _refused(
+                status.HTTP_400_BAD_REQUEST, f"not a WhatsApp notification: {exc}"
+            ) from exc
+        now = datetime.now(UTC)
+        for _, _, at in stamped:
+            if not now - secrets.max_age <= at <= now + CLOCK_SKEW:
+                raise _refused(
+                    status.HTTP_400_BAD_REQUEST, f"stale notification: timestamp {at.isoformat()}"
+                )
+        applied = replayed = 0
+        async with units(request.state.correlation_id) as uow:
+            for kind, item, at in stamped:
+                try:
+                    if kind == "status":
+                        report = _whatsapp_status(item, at)
+                        if report is None:
+                            continue
+                        await handlers.apply_status_report(report, uow)
+                    else:
+                        reply = handlers.InboundReply(
+                            provider=whatsapp.PROVIDER,
+                            channel=Channel.WHATSAPP,
+                            address="+" + str(item["from"]).removeprefix("+"),
+                            text=_whatsapp_text(item),
+                            received_at=at,
+                            callback_key=f"{item['id']}:inbound",
+                        )
+                        await handlers.apply_inbound_reply(reply, uow)
+                    applied += 1
+                except handlers.CallbackReplayed:
+                    replayed += 1
+            await uow.commit()
+        if replayed and not applied:
+            raise _refused(status.HTTP_409_CONFLICT, "notification already applied")
+        return {"applied": applied, "replayed": replayed}
+
+    async def twilio_params(request: Request) -> dict[str, str]:
+        if secrets.twilio_auth_token is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Twilio is not configured")
+        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        # The URL Twilio was given (and signed): our public address, not the one we listen on.
+        url = secrets.public_url.rstrip("/") + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        header = request.headers.get("x-twilio-signature")
+        if not twilio.signature_valid(secrets.twilio_auth_token, url, params, header):
+            raise _refused(status.HTTP_401_UNAUTHORIZED, "bad X-Twilio-Signature")
+        return params
+
+    @router.post("/twilio/status", status_code=status.HTTP_204_NO_CONTENT)
+    async def twilio_status(request: Request, action_id: UUID) -> None:
+        """Message and call status callbacks; the action id is in the URL we gave Twilio."""
+        params = await twilio_params(request)
+        if "CallSid" in params and "MessageSid" not in params:
+            sid, reported = params["CallSid"], params.get("CallStatus", "")
+            mapping = TWILIO_CALL_STATUS
+            detail = None if reported == "completed" else f"call {reported}"
+        else:
+            sid, reported = params.get("MessageSid", ""), params.get("MessageStatus", "")
+            mapping = TWILIO_MESSAGE_STATUS
+            detail = f"{params['ErrorCode']}: {reported}" if params.get("ErrorCode") else None
+        if not sid or reported not in mapping:
+            raise _refused(status.HTTP_400_BAD_REQUEST, f"unknown Twilio status {reported!r}")
+        report = handlers.StatusReport(
+            provider=twilio.PROVIDER,
+            action_id=action_id,
+            message_id=sid,
+            status=mapping[reported],
+            occurred_at=datetime.now(UTC),
+            detail=detail,
+            callback_key=f"{sid}:{reported}",
+        )
+        async with units(request.state.correlation_id) as uow:
+            try:
+                await handlers.apply_status_report(report, uow)
+            except handlers.CallbackReplayed as exc:
+                raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
+            await uow.commit()
+
+    @router.post("/twilio/inbound")
+    async def twilio_inbound(request: Request) -> Response:
+        """An SMS a debtor sent to our number."""
+        params = await twilio_params(request)
+        reply = handlers.InboundReply(
+            provider=twilio.PROVIDER,
+            channel=Channel.SMS,
+            address=params.get("From", ""),
+            text=params.get("Body", ""),
+            received_at=datetime.now(UTC),
+            callback_key=f"{params.get('MessageSid', '')}:inbound",
+        )
+        async with units(request.state.correlation_id) as uow:
+            try:
+                await handlers.apply_inbound_reply(reply, uow)
+            except handlers.CallbackReplayed as exc:
+                raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
+            await uow.commit()
+        return _twiml()
+
+    @router.post("/twilio/gather")
+    async def twilio_gather(request: Request, action_id: UUID) -> Response:
+        """The key a debtor pressed on a collection call; answered with TwiML."""
+        params = await twilio_params(request)
+        async with units(request.state.correlation_id) as uow:
+            try:
+                choice = await handlers.apply_ivr_digits(
+                    twilio.PROVIDER,
+                    action_id,
+                    params.get("CallSid", ""),
+                    params.get("Digits", ""),
+                    datetime.now(UTC),
+                    uow,
+                )
+            except handlers.CallbackReplayed as exc:
+                raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
+            await uow.commit()
+        return _twiml(IVR_INVALID if choice is None else IVR_CONFIRMATION[choice])
+
+    return router

@@ -1,0 +1,486 @@
+"""The notifier on real PostgreSQL and Kafka against the local WhatsApp Cloud API and Twilio peers,
+which speak the providers' HTTP APIs and send signed callbacks to the notifier's HTTP server.
+
+Each channel reaches its provider once per action and statuses come back as events; forged, stale
+and replayed webhooks are refused and change nothing; a provider answering 500 and then 429 gets
+every message exactly once when it recovers; a debtor's "BAJA" becomes an opt-out event.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from recupero_devstack._util import free_port
+from recupero_devstack.providers import twilio as twilio_peer
+from recupero_devstack.providers import whatsapp as whatsapp_peer
+from recupero_devstack.providers.twilio import TwilioPeer
+from recupero_devstack.providers.whatsapp import WhatsAppCloudPeer
+from recupero_events import (
+    ActionDue,
+    Channel,
+    ContactDetails,
+    EventPayload,
+    MessageSent,
+    MessageStatus,
+    MessageStatusChanged,
+    Money,
+    Topic,
+    decode,
+    encode,
+)
+from recupero_notifier.bootstrap import bootstrap
+from recupero_notifier.settings import NotifierSettings
+
+pytestmark = pytest.mark.integration
+
+TENANT = "demo-bank"
+TIMEOUT_S = 60
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+ACCESS_TOKEN = "test-access-token"
+PHONE_NUMBER_ID = "106540352242922"
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token"
+OUR_NUMBER = "+15005550006"
+
+
+@pytest.fixture
+def notifier_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def whatsapp(notifier_port: int) -> Iterator[WhatsAppCloudPeer]:
+    with WhatsAppCloudPeer(
+        free_port(),
+        access_token=ACCESS_TOKEN,
+        app_secret=APP_SECRET,
+        phone_number_id=PHONE_NUMBER_ID,
+        verify_token=VERIFY_TOKEN,
+        webhook_url=f"http://127.0.0.1:{notifier_port}/webhooks/whatsapp",
+    ) as peer:
+        yield peer
+
+
+@pytest.fixture
+def twilio(notifier_port: int) -> Iterator[TwilioPeer]:
+    with TwilioPeer(
+        free_port(),
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        phone_number=OUR_NUMBER,
+        sms_url=f"http://127.0.0.1:{notifier_port}/webhooks/twilio/inbound",
+    ) as peer:
+        yield peer
+
+
+@pytest.fixture
+def settings(
+    database_url: str,
+    kafka_bootstrap: str,
+    notifier_port: int,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+) -> NotifierSettings:
+    return NotifierSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        http_port=notifier_port,
+        public_url=f"http://127.0.0.1:{notifier_port}",
+        whatsapp_api_url=whatsapp.url,
+        whatsapp_phone_number_id=PHONE_NUMBER_ID,
+        whatsapp_access_token=ACCESS_TOKEN,
+        whatsapp_app_secret=APP_SECRET,
+        whatsapp_verify_token=VERIFY_TOKEN,
+        twilio_api_url=twilio.url,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from_number=OUR_NUMBER,
+        provider_retry_seconds=2,
+    )
+
+
+@asynccontextmanager
+async def serving(settings: NotifierSettings) -> AsyncIterator[str]:
+    """The notifier as it runs: its HTTP server (for the providers' callbacks) and consumer."""
+    _, app = bootstrap(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(TIMEOUT_S):
+        while not server.started:
+            assert not task.done(), "the notifier did not start"
+            await asyncio.sleep(0.05)
+    try:
+        yield settings.public_url
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+class Events:
+    """The notifier's events on Kafka, decoded, read from the beginning by a fresh group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.payloads: list[EventPayload] = []
+        self._consumer = AIOKafkaConsumer(
+            Topic.MESSAGE_SENT.value,
+            Topic.MESSAGE_STATUS_CHANGED.value,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-{uuid4()}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+
+    async def __aenter__(self) -> "Events":
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def _read(self, timeout_ms: int = 200) -> None:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        for records in batches.values():
+            self.payloads.extend(_decoded(record) for record in records)
+
+    async def wait_for(self, found: Callable[[EventPayload], bool]) -> EventPayload:
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                for payload in self.payloads:
+                    if found(payload):
+                        return payload
+                await self._read()
+
+    async def settle(self, seconds: float = 2.0) -> None:
+        """Read whatever else arrives for a while: what must NOT have happened shows up here."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self._read()
+
+    def of(self, action_id: UUID) -> list[EventPayload]:
+        return [p for p in self.payloads if getattr(p, "action_id", None) == action_id]
+
+
+def _decoded(record: ConsumerRecord) -> EventPayload:
+    return decode(record.topic, record.value, list(record.headers)).payload
+
+
+def sent(action_id: UUID) -> Callable[[EventPayload], bool]:
+    return lambda p: isinstance(p, MessageSent) and p.action_id == action_id
+
+
+def status(action_id: UUID, wanted: MessageStatus) -> Callable[[EventPayload], bool]:
+    return lambda p: (
+        isinstance(p, MessageStatusChanged) and p.action_id == action_id and p.status is wanted
+    )
+
+
+def action_due(debtor_id: str, channel: Channel, phone: str = "+5215512345678") -> ActionDue:
+    return ActionDue(
+        tenant_id=TENANT,
+        debtor_id=debtor_id,
+        action_id=uuid4(),
+        channel=channel,
+        template="first-reminder",
+        strategy="default/1",
+        scheduled_for=datetime.now(UTC),
+        contact=ContactDetails(
+            name="Ana Pérez",
+            email="ana@example.com",
+            phone=phone,
+            country="MX",
+            time_zone="America/Mexico_City",
+        ),
+        balance=Money(amount_minor=1_234_567, currency="MXN"),
+        days_past_due=15,
+        oldest_due_on=date(2025, 3, 5),
+    )
+
+
+async def produce(producer: AIOKafkaProducer, payload: ActionDue) -> str:
+    event = encode(payload, source="recupero/orchestrator")
+    await producer.send_and_wait(event.topic, event.value, key=event.key, headers=event.headers)
+    return event.event_id
+
+
+def new_phone() -> str:
+    return "+52155" + str(uuid4().int)[:8]
+
+
+def requests_for(peer: WhatsAppCloudPeer | TwilioPeer, action_id: UUID) -> list[dict[str, Any]]:
+    """What the provider received for one action (its id travels in callback data or URLs)."""
+    found = []
+    for record in peer.received():
+        if record.get("biz_opaque_callback_data") == str(action_id):
+            found.append(record)
+        callback = record.get("status_callback") or ""
+        if parse_qs(urlsplit(callback).query).get("action_id") == [str(action_id)]:
+            found.append(record)
+    return found
+
+
+async def test_every_channel_reaches_its_provider_and_statuses_come_back(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    debtor = f"C-{uuid4().hex[:8]}"
+    by_whatsapp = action_due(debtor, Channel.WHATSAPP)
+    by_sms = action_due(debtor, Channel.SMS)
+    by_call = action_due(debtor, Channel.IVR)
+
+    async with serving(settings), Events(kafka_bootstrap) as events:
+        assert await asyncio.to_thread(whatsapp.call, whatsapp.verify_subscription)
+        for action in (by_whatsapp, by_sms, by_call):
+            await produce(producer, action)
+
+        whatsapp_sent = await events.wait_for(sent(by_whatsapp.action_id))
+        await events.wait_for(status(by_whatsapp.action_id, MessageStatus.DELIVERED))
+        sms_sent = await events.wait_for(sent(by_sms.action_id))
+        await events.wait_for(status(by_sms.action_id, MessageStatus.DELIVERED))
+        call_sent = await events.wait_for(sent(by_call.action_id))
+
+        assert isinstance(whatsapp_sent, MessageSent)
+        assert whatsapp_sent.provider == "whatsapp-cloud"
+        assert whatsapp_sent.provider_message_id.startswith("wamid.")
+        [request] = requests_for(whatsapp, by_whatsapp.action_id)
+        assert request["request"]["to"] == "5215512345678"
+        assert request["request"]["template"]["name"] == "first_reminder"
+        assert request["request"]["template"]["language"] == {"code": "es_MX"}
+
+        assert isinstance(sms_sent, MessageSent)
+        assert sms_sent.provider == "twilio"
+        [sms] = requests_for(twilio, by_sms.action_id)
+        assert sms["sid"] == sms_sent.provider_message_id
+        assert "$12,345.67 MXN" in sms["body"]
+        assert sms["from"] == OUR_NUMBER
+
+        assert isinstance(call_sent, MessageSent)
+        [call] = requests_for(twilio, by_call.action_id)
+        assert '<Say language="es-MX">Hola, Ana Pérez.' in call["twiml"]
+        assert '<Gather numDigits="1"' in call["twiml"]
+        answered = await asyncio.to_thread(
+            twilio.call, lambda: twilio.press(call_sent.provider_message_id, "1")
+        )
+        assert answered is not None and "Registramos su intención de pago" in answered
+        replied = await events.wait_for(status(by_call.action_id, MessageStatus.REPLIED))
+        assert isinstance(replied, MessageStatusChanged)
+        assert replied.detail == "ivr 1: promise_to_pay"
+        await events.wait_for(status(by_call.action_id, MessageStatus.DELIVERED))
+        await events.settle(1)
+
+    for action in (by_whatsapp, by_sms, by_call):
+        assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+async def test_forged_stale_and_replayed_webhooks_are_refused_and_change_nothing(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    debtor = f"C-{uuid4().hex[:8]}"
+    by_whatsapp = action_due(debtor, Channel.WHATSAPP)
+    by_sms = action_due(debtor, Channel.SMS)
+
+    async with (
+        serving(settings) as url,
+        Events(kafka_bootstrap) as events,
+        httpx.AsyncClient() as http,
+    ):
+        await produce(producer, by_whatsapp)
+        await produce(producer, by_sms)
+        await events.wait_for(status(by_whatsapp.action_id, MessageStatus.DELIVERED))
+        await events.wait_for(status(by_sms.action_id, MessageStatus.DELIVERED))
+        [message] = requests_for(whatsapp, by_whatsapp.action_id)
+
+        read = whatsapp.webhook_body(whatsapp.status_value(message, "read"))
+        stale_value = whatsapp.status_value(message, "read")
+        stale_value["statuses"][0]["timestamp"] = str(int(time.time()) - 3600)
+        stale = whatsapp.webhook_body(stale_value)
+
+        def signed(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
+            return {
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": whatsapp_peer.signature(secret, body),
+            }
+
+        forged = await http.post(
+            f"{url}/webhooks/whatsapp", content=read, headers=signed(read, "not-the-secret")
+        )
+        unsigned = await http.post(
+            f"{url}/webhooks/whatsapp", content=read, headers={"Content-Type": "application/json"}
+        )
+        too_old = await http.post(f"{url}/webhooks/whatsapp", content=stale, headers=signed(stale))
+        assert (forged.status_code, unsigned.status_code, too_old.status_code) == (401, 401, 400)
+        await events.settle()
+        assert not any(
+            status(by_whatsapp.action_id, MessageStatus.READ)(p) for p in events.payloads
+        )
+
+        genuine = await http.post(f"{url}/webhooks/whatsapp", content=read, headers=signed(read))
+        replayed = await http.post(f"{url}/webhooks/whatsapp", content=read, headers=signed(read))
+        assert (genuine.status_code, replayed.status_code) == (200, 409)
+
+        # Twilio: a delivered callback it already sent, replayed byte for byte; then forged.
+        [delivered] = [
+            c
+            for c in twilio.callbacks()
+            if c["kind"] == "status:delivered" and c["params"]["MessageSid"] == _sid(twilio, by_sms)
+        ]
+        form = delivered["params"]
+        good = twilio_peer.signature(AUTH_TOKEN, delivered["url"], form)
+        again = await http.post(delivered["url"], data=form, headers={"X-Twilio-Signature": good})
+        failed = {**form, "MessageStatus": "failed", "SmsStatus": "failed", "ErrorCode": "30003"}
+        forged_twilio = await http.post(
+            delivered["url"], data=failed, headers={"X-Twilio-Signature": good}
+        )
+        other_action = delivered["url"].replace(str(by_sms.action_id), str(by_whatsapp.action_id))
+        moved = await http.post(other_action, data=failed, headers={"X-Twilio-Signature": good})
+        assert (again.status_code, forged_twilio.status_code, moved.status_code) == (409, 401, 401)
+        await events.settle()
+
+    assert [type(p).__name__ for p in events.of(by_whatsapp.action_id)].count("MessageSent") == 1
+    reads = [
+        p for p in events.of(by_whatsapp.action_id) if status(p.action_id, MessageStatus.READ)(p)
+    ]  # type: ignore[attr-defined]
+    assert len(reads) == 1
+    sms_statuses = [p for p in events.of(by_sms.action_id) if isinstance(p, MessageStatusChanged)]
+    assert [p.status for p in sms_statuses] == [MessageStatus.DELIVERED]
+
+
+def _sid(peer: TwilioPeer, action: ActionDue) -> str:
+    [record] = requests_for(peer, action.action_id)
+    sid: str = record["sid"]
+    return sid
+
+
+async def test_provider_failing_with_500_then_429_gets_every_message_once(
+    settings: NotifierSettings,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    actions = [action_due(f"C-{uuid4().hex[:8]}", Channel.SMS, new_phone()) for _ in range(12)]
+
+    async with serving(settings), Events(kafka_bootstrap) as events:
+        twilio.fail(500, 4)
+        for action in actions[:6]:
+            await produce(producer, action)
+        await asyncio.sleep(4)
+        twilio.fail(429, 4)
+        for action in actions[6:]:
+            await produce(producer, action)
+        for action in actions:
+            await events.wait_for(sent(action.action_id))
+        await events.settle(2)
+
+    for action in actions:
+        assert len(requests_for(twilio, action.action_id)) == 1
+        assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+async def test_redelivered_action_due_causes_one_send(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    debtor = f"C-{uuid4().hex[:8]}"
+    action = action_due(debtor, Channel.WHATSAPP)
+    event = encode(action, source="recupero/orchestrator")
+    sentinel = action_due(debtor, Channel.WHATSAPP)
+
+    async with serving(settings), Events(kafka_bootstrap) as events:
+        for _ in range(2):  # the same event redelivered
+            await producer.send_and_wait(
+                event.topic, event.value, key=event.key, headers=event.headers
+            )
+        await produce(producer, action)  # the same action re-emitted under a new event id
+        await produce(producer, sentinel)  # same debtor, same partition: handled after those
+        await events.wait_for(sent(sentinel.action_id))
+        await events.settle(1)
+
+    assert len(requests_for(whatsapp, action.action_id)) == 1
+    assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+async def test_baja_on_whatsapp_and_stop_by_sms_are_opt_outs_of_that_channel(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    phone = new_phone()
+    debtor = f"C-{uuid4().hex[:8]}"
+    by_whatsapp = action_due(debtor, Channel.WHATSAPP, phone)
+    by_sms = action_due(debtor, Channel.SMS, phone)
+
+    async with serving(settings), Events(kafka_bootstrap) as events:
+        await produce(producer, by_whatsapp)
+        await produce(producer, by_sms)
+        await events.wait_for(sent(by_whatsapp.action_id))
+        await events.wait_for(sent(by_sms.action_id))
+
+        await asyncio.to_thread(
+            whatsapp.call, lambda: whatsapp.send_inbound(phone, "¿Cuánto debo?")
+        )
+        question = await events.wait_for(status(by_whatsapp.action_id, MessageStatus.REPLIED))
+        await asyncio.to_thread(whatsapp.call, lambda: whatsapp.send_inbound(phone, "Baja"))
+        await asyncio.to_thread(twilio.call, lambda: twilio.send_inbound(phone, "STOP"))
+        whatsapp_opt_out = await events.wait_for(
+            lambda p: (
+                isinstance(p, MessageStatusChanged)
+                and p.opt_out
+                and p.channel is Channel.WHATSAPP
+                and p.debtor_id == debtor
+            )
+        )
+        sms_opt_out = await events.wait_for(
+            lambda p: (
+                isinstance(p, MessageStatusChanged)
+                and p.opt_out
+                and p.channel is Channel.SMS
+                and p.debtor_id == debtor
+            )
+        )
+
+    assert isinstance(question, MessageStatusChanged) and not question.opt_out
+    assert question.detail == "¿Cuánto debo?"
+    assert isinstance(whatsapp_opt_out, MessageStatusChanged)
+    assert (whatsapp_opt_out.tenant_id, whatsapp_opt_out.action_id) == (
+        TENANT,
+        by_whatsapp.action_id,
+    )
+    assert isinstance(sms_opt_out, MessageStatusChanged)
+    assert sms_opt_out.action_id == by_sms.action_id
+    assert json.loads(sms_opt_out.model_dump_json())["opt_out"] is True
