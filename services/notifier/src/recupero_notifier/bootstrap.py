@@ -17,8 +17,13 @@ from recupero_notifier.adapters.tables import schema
 from recupero_notifier.adapters.templates import JinjaTemplates
 from recupero_notifier.adapters.twilio import TwilioAccount, TwilioSms, TwilioVoice
 from recupero_notifier.adapters.whatsapp import WhatsAppCloud
-from recupero_notifier.entrypoints.events import action_due_handler
-from recupero_notifier.entrypoints.webhooks import WebhookSecrets, webhook_router
+from recupero_notifier.entrypoints.events import (
+    action_due_handler,
+    on_debt_imported,
+    on_payment_received,
+)
+from recupero_notifier.entrypoints.webhooks import Chatbot, WebhookSecrets, webhook_router
+from recupero_notifier.handlers import ChatbotPolicy
 from recupero_notifier.settings import NotifierSettings
 from recupero_runtime.service import Service
 
@@ -95,16 +100,29 @@ def bootstrap(
             await client.aclose()
 
     service.add_worker("provider-http-client", close_client_on_shutdown)
+    channels = channel_adapters(settings, client, sender)
     service.consume(
         {
             Topic.ACTION_DUE.value: action_due_handler(
                 attempts=service.unit_of_work,
-                channels=channel_adapters(settings, client, sender),
+                channels=channels,
                 templates=JinjaTemplates(),
                 unconfirmed_wait=timedelta(seconds=settings.unconfirmed_attempt_wait_seconds),
-            )
+            ),
+            Topic.DEBT_IMPORTED.value: on_debt_imported,
+            Topic.PAYMENT_RECEIVED.value: on_payment_received,
         }
     )
+    whatsapp = channels.get(Channel.WHATSAPP)
+    chatbot = None
+    if settings.chatbot_enabled and isinstance(whatsapp, WhatsAppCloud):
+        chatbot = Chatbot(
+            policy=ChatbotPolicy(
+                max_promise_days=settings.chatbot_max_promise_days,
+                payment_link_url=settings.chatbot_payment_link_url,
+            ),
+            sender=whatsapp,
+        )
     secrets = WebhookSecrets(
         public_url=settings.public_url,
         max_age=timedelta(seconds=settings.webhook_max_age_seconds),
@@ -113,10 +131,11 @@ def bootstrap(
         twilio_auth_token=_secret(settings.twilio_auth_token),
     )
     app = service.create_app(
-        webhook_router(secrets, service.unit_of_work),
+        webhook_router(secrets, service.unit_of_work, chatbot),
         title="Recupero notifier",
         description="Carries out due collection actions on WhatsApp, SMS, email and IVR: renders "
         "the template, sends at most once per action, emits `message-sent`; verifies provider "
-        "webhooks and emits `message-status-changed` (deliveries, failures, replies, opt-outs).",
+        "webhooks and emits `message-status-changed` (deliveries, failures, replies, opt-outs); "
+        "answers debtors on WhatsApp with a self-service bot (`promise-registered`, hand-offs).",
     )
     return service, app

@@ -20,6 +20,11 @@ Exactly-once-visible delivery of an action, on every channel:
 
 Callbacks (status webhooks, inbound replies, IVR key presses) are applied once each: a replay of
 one already applied raises `CallbackReplayed` and changes nothing.
+
+A WhatsApp message from a debtor whose debt the notifier knows (`debt-imported`) is answered by the
+self-service bot (`domain.chatbot`) instead of being passed on as a reply, until the debtor asks for
+an agent: the conversation state and the bot's events commit with the inbound message; its texts
+are sent after that commit.
 """
 
 from collections.abc import Callable, Mapping
@@ -27,15 +32,26 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
 
-from recupero_events import ActionDue, Channel, MessageSent, MessageStatus, MessageStatusChanged
+from recupero_events import (
+    ActionDue,
+    Channel,
+    DebtImported,
+    MessageSent,
+    MessageStatus,
+    MessageStatusChanged,
+    Money,
+    PaymentReceived,
+    PromiseRegistered,
+)
 from recupero_notifier.adapters.channels import ChannelAdapter
 from recupero_notifier.adapters.providers import NotAccepted, ProviderRefused
-from recupero_notifier.adapters.repository import Delivery, DeliveryState
+from recupero_notifier.adapters.repository import Delivery, DeliveryState, KnownDebtor
 from recupero_notifier.adapters.templates import JinjaTemplates
+from recupero_notifier.domain import chatbot
 from recupero_notifier.domain.messages import ReminderContext
 from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
 from recupero_runtime.consumer import RetryLater
@@ -76,6 +92,20 @@ class Deliveries(Protocol):
     async def deliveries_to(self, channel: str, address: str) -> list[Delivery]: ...
 
     async def note_inbound(self, channel: str, address: str, at: datetime) -> None: ...
+
+    async def record_debt(self, debt: DebtImported, at: datetime) -> None: ...
+
+    async def record_payment(self, payment: PaymentReceived) -> None: ...
+
+    async def debtors_at(self, phone: str, max_promise_days: int) -> list[KnownDebtor]: ...
+
+    async def conversation_for_update(
+        self, tenant_id: str, debtor_id: str, channel: str
+    ) -> chatbot.ChatState | None: ...
+
+    async def save_conversation(
+        self, tenant_id: str, debtor_id: str, channel: str, state: chatbot.ChatState, at: datetime
+    ) -> None: ...
 
 
 class AttemptUnit(Work[Deliveries], Protocol):
@@ -272,18 +302,42 @@ class InboundReply:
     callback_key: str
 
 
-async def apply_inbound_reply(reply: InboundReply, uow: Work[Deliveries]) -> None:
+@dataclass(frozen=True, slots=True)
+class ChatbotPolicy:
+    """How the WhatsApp bot behaves for every tenant (settings, until tenants configure it)."""
+
+    max_promise_days: int
+    # `{tenant_id}` and `{debtor_id}` are filled in; None: an agent sends the link.
+    payment_link_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingText:
+    """A session text to send once the inbound message's transaction has committed."""
+
+    to: str
+    text: str
+
+
+async def apply_inbound_reply(
+    reply: InboundReply, uow: Work[Deliveries], bot: ChatbotPolicy | None = None
+) -> list[OutgoingText]:
     """A reply is published against the latest message the debtor got on that channel. An
     opt-out keyword is published for every creditor that wrote to this number on this channel:
-    one "BAJA" to a shared sender number stops them all."""
+    one "BAJA" to a shared sender number stops them all. On WhatsApp, a debtor the bot knows
+    talks to the bot instead; the texts it answers are returned for the caller to send."""
     if not await uow.repo.claim_callback(reply.provider, reply.callback_key):
         raise CallbackReplayed(f"{reply.provider} inbound {reply.callback_key}")
     await uow.repo.note_inbound(reply.channel.value, reply.address, reply.received_at)
     opt_out = is_opt_out(reply.text)
     deliveries = await uow.repo.deliveries_to(reply.channel.value, reply.address)
+    if not opt_out and bot is not None and reply.channel is Channel.WHATSAPP:
+        answered = await _converse(reply, deliveries, uow, bot)
+        if answered is not None:
+            return answered
     if not deliveries:
         log.info("reply_from_unknown_number", channel=reply.channel, opt_out=opt_out)
-        return
+        return []
     for delivery in deliveries if opt_out else deliveries[:1]:
         uow.publish(
             MessageStatusChanged(
@@ -297,6 +351,99 @@ async def apply_inbound_reply(reply: InboundReply, uow: Work[Deliveries]) -> Non
                 opt_out=opt_out,
             )
         )
+    return []
+
+
+async def _converse(
+    reply: InboundReply, deliveries: list[Delivery], uow: Work[Deliveries], bot: ChatbotPolicy
+) -> list[OutgoingText] | None:
+    """The bot's turn; None when the bot does not answer (unknown debtor, or an agent's
+    conversation), so the message is passed on as a reply."""
+    known = await uow.repo.debtors_at(reply.address, bot.max_promise_days)
+    if not known:
+        return None
+    # A number shared by debtors of several creditors talks about the latest one that wrote.
+    latest = deliveries[0] if deliveries else None
+    debtor = next(
+        (
+            candidate
+            for candidate in known
+            if latest is not None
+            and (candidate.tenant_id, candidate.debtor_id) == (latest.tenant_id, latest.debtor_id)
+        ),
+        known[0],
+    )
+    tenant_id, debtor_id, channel = debtor.tenant_id, debtor.debtor_id, reply.channel.value
+    state = await uow.repo.conversation_for_update(tenant_id, debtor_id, channel)
+    if state is not None and state.step is chatbot.Step.HANDED_TO_AGENT:
+        return None
+    turn = chatbot.reply(state, reply.text, debtor.facts, reply.received_at)
+    await uow.repo.save_conversation(tenant_id, debtor_id, channel, turn.state, reply.received_at)
+    texts = list(turn.texts)
+    # Hand-offs and reports are published against the debtor's latest WhatsApp message; a debtor
+    # who wrote first gets an id derived from the inbound message (it matches no action).
+    action_id = next(
+        (d.action_id for d in deliveries if (d.tenant_id, d.debtor_id) == (tenant_id, debtor_id)),
+        uuid5(NAMESPACE_URL, f"{reply.provider}:{reply.callback_key}"),
+    )
+
+    def to_agent(detail: str) -> None:
+        # `replied` is what the orchestrator stops the strategy on and hands to an agent for.
+        uow.publish(
+            MessageStatusChanged(
+                tenant_id=tenant_id,
+                debtor_id=debtor_id,
+                action_id=action_id,
+                channel=reply.channel,
+                status=MessageStatus.REPLIED,
+                occurred_at=reply.received_at,
+                detail=detail[:DETAIL_LENGTH],
+            )
+        )
+
+    for effect in turn.effects:
+        match effect:
+            case chatbot.RegisterPromise(amount_minor, currency, promised_on):
+                uow.publish(
+                    PromiseRegistered(
+                        tenant_id=tenant_id,
+                        debtor_id=debtor_id,
+                        # The inbound message is applied once: so is its promise.
+                        promise_id=uuid5(NAMESPACE_URL, f"{reply.provider}:{reply.callback_key}"),
+                        amount=Money(amount_minor=amount_minor, currency=currency),
+                        promised_on=promised_on,
+                        source="chatbot",
+                        registered_at=reply.received_at,
+                    )
+                )
+            case chatbot.HandToAgent(reason):
+                to_agent(f"chatbot: hand-off to an agent ({reason})")
+            case chatbot.ReportPayment(text):
+                to_agent(f"chatbot: payment reported, to verify: {text}")
+            case chatbot.SendPaymentLink():
+                if bot.payment_link_url is None:
+                    to_agent("chatbot: asked for a payment link")
+                else:
+                    texts.append(
+                        bot.payment_link_url.format(tenant_id=tenant_id, debtor_id=debtor_id)
+                    )
+    log.info(
+        "chatbot_turn",
+        tenant_id=tenant_id,
+        debtor_id=debtor_id,
+        step=turn.state.step,
+        effects=[type(effect).__name__ for effect in turn.effects],
+    )
+    return [OutgoingText(reply.address, text) for text in texts]
+
+
+async def record_debt(debt: DebtImported, uow: Work[Deliveries]) -> None:
+    """The bot's copy of the debtor's debt."""
+    await uow.repo.record_debt(debt, datetime.now(UTC))
+
+
+async def record_payment(payment: PaymentReceived, uow: Work[Deliveries]) -> None:
+    await uow.repo.record_payment(payment)
 
 
 async def apply_ivr_digits(

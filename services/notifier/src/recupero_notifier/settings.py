@@ -40,3 +40,11 @@ class NotifierSettings(ServiceSettings):
     unconfirmed_attempt_wait_seconds: float = 60.0
     # Signed WhatsApp notifications older than this are refused as replays.
     webhook_max_age_seconds: float = 300.0
+
+    # The WhatsApp self-service bot answers debtors whose debt the notifier knows.
+    chatbot_enabled: bool = True
+    # The furthest a promise made to the bot may be, in days from the debtor's today.
+    chatbot_max_promise_days: int = Field(default=30, ge=0)
+    # Sent when a debtor asks the bot for a payment link; `{tenant_id}` and `{debtor_id}` are
+    # filled in. Unset: the request goes to an agent.
+    chatbot_payment_link_url: str | None = None

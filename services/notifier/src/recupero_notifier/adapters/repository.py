@@ -3,7 +3,7 @@ start from a provider callback: the provider knows our action id or the debtor's
 the tenant, and the row found says whose it is."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,14 +11,31 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recupero_events import ActionDue
-from recupero_notifier.adapters.tables import deliveries, inbound_contacts, received_callbacks
+from recupero_events import ActionDue, DebtImported, PaymentReceived
+from recupero_notifier.adapters.tables import (
+    conversations,
+    debtor_facts,
+    debtor_payments,
+    deliveries,
+    inbound_contacts,
+    received_callbacks,
+)
+from recupero_notifier.domain.chatbot import ChatState, DebtorFacts, DocumentFact
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryState:
     status: str
     last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDebtor:
+    """The debtor an inbound number belongs to, with what the bot may tell them."""
+
+    tenant_id: str
+    debtor_id: str
+    facts: DebtorFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +227,144 @@ class NotifierRepository:
                     "last_inbound_at": func.greatest(
                         inbound_contacts.c.last_inbound_at, statement.excluded.last_inbound_at
                     )
+                },
+            )
+        )
+
+    # --- the WhatsApp bot ------------------------------------------------------------------------
+
+    async def record_debt(self, debt: DebtImported, at: datetime) -> None:
+        """Keep the latest snapshot of the debtor's debt; an older one arriving late is ignored."""
+        statement = insert(debtor_facts).values(
+            tenant_id=debt.tenant_id,
+            debtor_id=debt.debtor_id,
+            name=debt.contact.name,
+            phone=debt.contact.phone,
+            time_zone=debt.contact.time_zone,
+            currency=debt.balance.currency,
+            snapshot_balance_minor=debt.balance.amount_minor,
+            as_of=debt.as_of,
+            documents=[
+                {
+                    "document_id": document.document_id,
+                    "due_on": document.due_on.isoformat(),
+                    "amount_minor": document.amount.amount_minor,
+                }
+                for document in debt.documents
+            ],
+            updated_at=at,
+        )
+        excluded = statement.excluded
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[debtor_facts.c.tenant_id, debtor_facts.c.debtor_id],
+                set_={
+                    column: excluded[column]
+                    for column in (
+                        "name",
+                        "phone",
+                        "time_zone",
+                        "currency",
+                        "snapshot_balance_minor",
+                        "as_of",
+                        "documents",
+                        "updated_at",
+                    )
+                },
+                where=debtor_facts.c.as_of <= excluded.as_of,
+            )
+        )
+
+    async def record_payment(self, payment: PaymentReceived) -> None:
+        await self.session.execute(
+            insert(debtor_payments)
+            .values(
+                tenant_id=payment.tenant_id,
+                debtor_id=payment.debtor_id,
+                payment_id=payment.payment_id,
+                amount_minor=payment.amount.amount_minor,
+                currency=payment.amount.currency,
+                received_at=payment.received_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def debtors_at(self, phone: str, max_promise_days: int) -> list[KnownDebtor]:
+        """Every debtor known at this number, most recently imported first; balances net of the
+        payments received after each snapshot."""
+        paid = (
+            select(func.coalesce(func.sum(debtor_payments.c.amount_minor), 0))
+            .where(
+                debtor_payments.c.tenant_id == debtor_facts.c.tenant_id,
+                debtor_payments.c.debtor_id == debtor_facts.c.debtor_id,
+                debtor_payments.c.currency == debtor_facts.c.currency,
+                debtor_payments.c.received_at > debtor_facts.c.as_of,
+            )
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            select(debtor_facts, paid.label("paid_minor"))
+            .where(debtor_facts.c.phone == phone)
+            .order_by(debtor_facts.c.updated_at.desc())
+        )
+        return [
+            KnownDebtor(
+                tenant_id=row.tenant_id,
+                debtor_id=row.debtor_id,
+                facts=DebtorFacts(
+                    name=row.name,
+                    balance_minor=max(row.snapshot_balance_minor - int(row.paid_minor), 0),
+                    currency=row.currency,
+                    time_zone=row.time_zone,
+                    documents=tuple(
+                        DocumentFact(
+                            document_id=document["document_id"],
+                            due_on=date.fromisoformat(document["due_on"]),
+                            amount_minor=document["amount_minor"],
+                        )
+                        for document in row.documents
+                    ),
+                    max_promise_days=max_promise_days,
+                ),
+            )
+            for row in rows
+        ]
+
+    async def conversation_for_update(
+        self, tenant_id: str, debtor_id: str, channel: str
+    ) -> ChatState | None:
+        """The conversation's state, locked: two messages of one debtor are answered in turn."""
+        state = await self.session.scalar(
+            select(conversations.c.state)
+            .where(
+                conversations.c.tenant_id == tenant_id,
+                conversations.c.debtor_id == debtor_id,
+                conversations.c.channel == channel,
+            )
+            .with_for_update()
+        )
+        return None if state is None else ChatState.from_json(state)
+
+    async def save_conversation(
+        self, tenant_id: str, debtor_id: str, channel: str, state: ChatState, at: datetime
+    ) -> None:
+        statement = insert(conversations).values(
+            tenant_id=tenant_id,
+            debtor_id=debtor_id,
+            channel=channel,
+            state=state.to_json(),
+            updated_at=at,
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    conversations.c.tenant_id,
+                    conversations.c.debtor_id,
+                    conversations.c.channel,
+                ],
+                set_={
+                    "state": statement.excluded.state,
+                    "updated_at": statement.excluded.updated_at,
                 },
             )
         )

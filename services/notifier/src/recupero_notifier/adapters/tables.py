@@ -1,7 +1,9 @@
 """Notifier's own schema: one delivery per action (the record that makes sending
-exactly-once-visible), the provider callbacks already applied, and when debtors last wrote."""
+exactly-once-visible), the provider callbacks already applied, when debtors last wrote, and what
+the WhatsApp bot needs: its copy of each debtor's debt and the state of each conversation."""
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -12,7 +14,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from recupero_runtime.db import ServiceSchema
 
@@ -68,4 +70,52 @@ inbound_contacts = Table(
     Column("address", Text, nullable=False),
     Column("last_inbound_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("channel", "address"),
+)
+
+# The bot's copy of a debtor's debt, from `debt-imported`: the notifier answers "see my debt" and
+# validates promises from its own data, never by asking another service.
+debtor_facts = Table(
+    "debtor_facts",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("debtor_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    # E.164; an inbound WhatsApp message is matched to its debtor on it.
+    Column("phone", Text),
+    Column("time_zone", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    # The creditor's balance at `as_of`; payments received after it are subtracted.
+    Column("snapshot_balance_minor", BigInteger, nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    # [{"document_id", "due_on", "amount_minor"}] as of the last import.
+    Column("documents", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "debtor_id"),
+    Index("debtor_facts_phone", "phone"),
+)
+
+# Payments from `payment-received`, once each: the balance the bot shows is the snapshot minus
+# those received after it.
+debtor_payments = Table(
+    "debtor_payments",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("debtor_id", Text, nullable=False),
+    Column("payment_id", UUID(as_uuid=True), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "debtor_id", "payment_id"),
+)
+
+# Where each bot conversation is (`domain.chatbot.ChatState` as JSON): a restart continues it.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("debtor_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "debtor_id", "channel"),
 )

@@ -98,7 +98,22 @@ class WhatsAppCloud:
         }
 
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
-        body = self.request_body(action, rendered, session_open)
+        return await self._post(self.request_body(action, rendered, session_open))
+
+    async def send_session_text(self, to: str, text: str) -> str:
+        """Free text inside the 24-hour window the debtor opened by writing (the bot's replies).
+        No action id rides along: its status callbacks settle no delivery."""
+        return await self._post(
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to.removeprefix("+"),
+                "type": "text",
+                "text": {"preview_url": False, "body": text},
+            }
+        )
+
+    async def _post(self, body: dict[str, Any]) -> str:
 
         async def attempt() -> str:
             await self._limiter.acquire()

@@ -4,7 +4,7 @@ decoded event into the handler's call."""
 from collections.abc import Mapping
 from datetime import timedelta
 
-from recupero_events import ActionDue, Channel, DecodedEvent
+from recupero_events import ActionDue, Channel, DebtImported, DecodedEvent, PaymentReceived
 from recupero_notifier import handlers
 from recupero_notifier.adapters.channels import ChannelAdapter
 from recupero_notifier.adapters.repository import NotifierRepository
@@ -34,3 +34,17 @@ def action_due_handler(
         )
 
     return on_action_due
+
+
+async def on_debt_imported(event: DecodedEvent, uow: UnitOfWork[NotifierRepository]) -> None:
+    debt = event.payload
+    if not isinstance(debt, DebtImported):
+        raise TypeError(f"expected DebtImported, got {type(debt).__name__}")
+    await handlers.record_debt(debt, uow)
+
+
+async def on_payment_received(event: DecodedEvent, uow: UnitOfWork[NotifierRepository]) -> None:
+    payment = event.payload
+    if not isinstance(payment, PaymentReceived):
+        raise TypeError(f"expected PaymentReceived, got {type(payment).__name__}")
+    await handlers.record_payment(payment, uow)

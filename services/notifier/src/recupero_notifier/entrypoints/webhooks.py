@@ -4,13 +4,16 @@ signature is checked against the raw body (WhatsApp) or the full URL and paramet
 Refusals change nothing: a bad or missing signature is a 401, a WhatsApp notification whose
 `timestamp` is outside the replay window a 400, and a callback already applied (same message and
 status; Twilio has no timestamp, so this is its replay defence) a 409.
+
+The WhatsApp bot's answers are sent after the notification's transaction commits: a crash in
+between loses an answer (the debtor writes again), never repeats a promise.
 """
 
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 from uuid import UUID
 from xml.etree.ElementTree import Element, SubElement, tostring
@@ -22,6 +25,7 @@ from fastapi.responses import PlainTextResponse
 from recupero_events import Channel, MessageStatus
 from recupero_notifier import handlers
 from recupero_notifier.adapters import twilio, whatsapp
+from recupero_notifier.adapters.providers import NotAccepted, ProviderRefused
 from recupero_notifier.adapters.repository import NotifierRepository
 from recupero_notifier.domain.replies import IVR_CONFIRMATION, IVR_INVALID
 from recupero_runtime.db import UnitOfWork
@@ -71,6 +75,30 @@ class WebhookSecrets:
     whatsapp_app_secret: str | None
     whatsapp_verify_token: str | None
     twilio_auth_token: str | None
+
+
+class SessionTexts(Protocol):
+    """Sends free text inside the window the debtor opened (`adapters.whatsapp.WhatsAppCloud`)."""
+
+    async def send_session_text(self, to: str, text: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Chatbot:
+    """The WhatsApp bot: how it behaves and how its answers leave."""
+
+    policy: handlers.ChatbotPolicy
+    sender: SessionTexts
+
+
+async def _send_answers(sender: SessionTexts, answers: list[handlers.OutgoingText]) -> None:
+    # In order, one at a time: the debtor reads them as one answer.
+    for answer in answers:
+        try:
+            await sender.send_session_text(answer.to, answer.text)
+        except (ProviderRefused, NotAccepted) as exc:
+            log.warning("chatbot_answer_not_sent", reason=str(exc))
+            return
 
 
 def _refused(code: int, reason: str) -> HTTPException:
@@ -128,7 +156,9 @@ def _whatsapp_text(item: dict[str, Any]) -> str:
     return ""
 
 
-def webhook_router(secrets: WebhookSecrets, units: Units) -> APIRouter:
+def webhook_router(
+    secrets: WebhookSecrets, units: Units, chatbot: Chatbot | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
 
     @router.get("/whatsapp", response_class=PlainTextResponse)
@@ -170,6 +200,7 @@ def webhook_router(secrets: WebhookSecrets, units: Units) -> APIRouter:
                     status.HTTP_400_BAD_REQUEST, f"stale notification: timestamp {at.isoformat()}"
                 )
         applied = replayed = 0
+        answers: list[handlers.OutgoingText] = []
         async with units(request.state.correlation_id) as uow:
             for kind, item, at in stamped:
                 try:
@@ -187,11 +218,15 @@ def webhook_router(secrets: WebhookSecrets, units: Units) -> APIRouter:
                             received_at=at,
                             callback_key=f"{item['id']}:inbound",
                         )
-                        await handlers.apply_inbound_reply(reply, uow)
+                        answers += await handlers.apply_inbound_reply(
+                            reply, uow, None if chatbot is None else chatbot.policy
+                        )
                     applied += 1
                 except handlers.CallbackReplayed:
                     replayed += 1
             await uow.commit()
+        if chatbot is not None and answers:
+            await _send_answers(chatbot.sender, answers)
         if replayed and not applied:
             raise _refused(status.HTTP_409_CONFLICT, "notification already applied")
         return {"applied": applied, "replayed": replayed}

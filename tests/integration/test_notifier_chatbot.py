@@ -1,0 +1,293 @@
+"""The WhatsApp bot on real PostgreSQL and Kafka against the local WhatsApp Cloud API: a debtor whose
+debt the notifier learnt from `debt-imported` writes, gets the menu, and promises to pay
+(`promise-registered`) or asks for an agent (the bot falls silent); a restart of the notifier in the
+middle of a conversation continues it where it was.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import select
+
+from recupero_devstack._util import free_port
+from recupero_devstack.providers.whatsapp import WhatsAppCloudPeer
+from recupero_events import (
+    ContactDetails,
+    DebtDocument,
+    DebtImported,
+    DocumentKind,
+    EventPayload,
+    MessageStatus,
+    MessageStatusChanged,
+    Money,
+    PromiseRegistered,
+    Topic,
+    decode,
+    encode,
+)
+from recupero_notifier.adapters.tables import debtor_facts
+from recupero_notifier.bootstrap import bootstrap
+from recupero_notifier.settings import NotifierSettings
+from recupero_runtime.db import create_engine
+
+pytestmark = pytest.mark.integration
+
+TENANT = "demo-bank"
+TIMEOUT_S = 60
+APP_SECRET = "test-app-secret"
+ACCESS_TOKEN = "test-access-token"
+PHONE_NUMBER_ID = "106540352242922"
+TIME_ZONE = "America/Mexico_City"
+
+
+@pytest.fixture
+def notifier_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def whatsapp(notifier_port: int) -> Iterator[WhatsAppCloudPeer]:
+    with WhatsAppCloudPeer(
+        free_port(),
+        access_token=ACCESS_TOKEN,
+        app_secret=APP_SECRET,
+        phone_number_id=PHONE_NUMBER_ID,
+        verify_token="test-verify-token",
+        webhook_url=f"http://127.0.0.1:{notifier_port}/webhooks/whatsapp",
+    ) as peer:
+        yield peer
+
+
+@pytest.fixture
+def settings(
+    database_url: str, kafka_bootstrap: str, notifier_port: int, whatsapp: WhatsAppCloudPeer
+) -> NotifierSettings:
+    return NotifierSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        http_port=notifier_port,
+        public_url=f"http://127.0.0.1:{notifier_port}",
+        whatsapp_api_url=whatsapp.url,
+        whatsapp_phone_number_id=PHONE_NUMBER_ID,
+        whatsapp_access_token=ACCESS_TOKEN,
+        whatsapp_app_secret=APP_SECRET,
+        whatsapp_verify_token="test-verify-token",
+        provider_retry_seconds=2,
+        chatbot_max_promise_days=30,
+    )
+
+
+@asynccontextmanager
+async def serving(settings: NotifierSettings) -> AsyncIterator[None]:
+    """The notifier as it runs: HTTP server (webhooks) and Kafka consumer."""
+    _, app = bootstrap(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(TIMEOUT_S):
+        while not server.started:
+            assert not task.done(), "the notifier did not start"
+            await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Events:
+    """The notifier's events on Kafka, read from the beginning by a fresh group."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.payloads: list[EventPayload] = []
+        self._consumer = AIOKafkaConsumer(
+            Topic.PROMISE_REGISTERED.value,
+            Topic.MESSAGE_STATUS_CHANGED.value,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-{uuid4()}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+
+    async def __aenter__(self) -> "Events":
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        for records in (await self._consumer.getmany(timeout_ms=200)).values():
+            self.payloads.extend(decode(r.topic, r.value, list(r.headers)).payload for r in records)
+
+    async def wait_for(self, found: Callable[[EventPayload], bool]) -> EventPayload:
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                for payload in self.payloads:
+                    if found(payload):
+                        return payload
+                await self._read()
+
+    async def settle(self, seconds: float = 2.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self._read()
+
+
+class Debtor:
+    """A debtor on WhatsApp: writes through the local Cloud API, reads what the bot sent back."""
+
+    def __init__(self, peer: WhatsAppCloudPeer, phone: str) -> None:
+        self.peer = peer
+        self.phone = phone
+
+    def answers(self) -> list[str]:
+        wa_id = self.phone.removeprefix("+")
+        return [
+            str(record["request"]["text"]["body"])
+            for record in self.peer.received()
+            if record["wa_id"] == wa_id and record["type"] == "text"
+        ]
+
+    async def says(self, text: str) -> list[str]:
+        """Write, and return what the bot answered to it."""
+        before = len(self.answers())
+        await asyncio.to_thread(self.peer.call, lambda: self.peer.send_inbound(self.phone, text))
+        # The webhook answers after the bot's texts were sent; a short wait covers stragglers.
+        await asyncio.sleep(0.2)
+        return self.answers()[before:]
+
+
+def debt_imported(debtor_id: str, phone: str) -> DebtImported:
+    return DebtImported(
+        tenant_id=TENANT,
+        debtor_id=debtor_id,
+        import_id=uuid4(),
+        as_of=datetime.now(UTC) - timedelta(hours=1),
+        contact=ContactDetails(name="Ana Pérez", phone=phone, country="MX", time_zone=TIME_ZONE),
+        documents=[
+            DebtDocument(
+                document_id="FC-0001",
+                kind=DocumentKind.INVOICE,
+                due_on=date(2026, 3, 5),
+                amount=Money(amount_minor=1_234_567, currency="MXN"),
+            )
+        ],
+        balance=Money(amount_minor=1_234_567, currency="MXN"),
+        oldest_due_on=date(2026, 3, 5),
+        change="new",
+    )
+
+
+async def known_debtor(
+    producer_bootstrap: str, database_url: str, debtor_id: str, phone: str
+) -> None:
+    """Publish the debtor's `debt-imported` and wait until the notifier recorded it."""
+    producer = AIOKafkaProducer(bootstrap_servers=producer_bootstrap, acks="all")
+    await producer.start()
+    try:
+        event = encode(debt_imported(debtor_id, phone), source="recupero/ingest")
+        await producer.send_and_wait(event.topic, event.value, key=event.key, headers=event.headers)
+    finally:
+        await producer.stop()
+    engine = create_engine(database_url)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            while True:
+                async with engine.connect() as connection:
+                    found = await connection.scalar(
+                        select(debtor_facts.c.debtor_id).where(debtor_facts.c.phone == phone)
+                    )
+                if found is not None:
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+def new_phone() -> str:
+    return "+52155" + str(uuid4().int)[:8]
+
+
+async def test_from_first_message_to_a_registered_promise_across_a_restart(
+    settings: NotifierSettings, whatsapp: WhatsAppCloudPeer, kafka_bootstrap: str
+) -> None:
+    debtor_id, phone = f"C-{uuid4().hex[:8]}", new_phone()
+    ana = Debtor(whatsapp, phone)
+    promised_on = datetime.now(ZoneInfo(TIME_ZONE)).date() + timedelta(days=5)
+
+    async with Events(kafka_bootstrap) as events:
+        async with serving(settings):
+            await known_debtor(kafka_bootstrap, settings.database_url, debtor_id, phone)
+            menu = await ana.says("Hola")
+            assert "Hola, Ana" in menu[0] and "$12,345.67 MXN" in menu[0]
+            assert "2. Prometer un pago" in menu[-1]
+            (ask_amount,) = await ana.says("2")
+            assert ask_amount.startswith("¿Cuánto pagará?")
+            (too_much,) = await ana.says("20.000,00")
+            assert too_much.startswith("El monto no puede ser mayor que su saldo")
+            (ask_date,) = await ana.says("1.500,50")
+            assert ask_date.startswith("¿Qué día pagará?")
+
+        # The notifier restarts mid-conversation: the debtor continues where they were.
+        async with serving(settings):
+            (confirm,) = await ana.says(promised_on.strftime("%d/%m/%Y"))
+            assert "$1,500.50 MXN" in confirm and promised_on.strftime("%d/%m/%Y") in confirm
+            done = await ana.says("SI")
+            assert "registramos su promesa" in done[0]
+
+            promise = await events.wait_for(
+                lambda p: isinstance(p, PromiseRegistered) and p.debtor_id == debtor_id
+            )
+            await events.settle(1)
+
+    assert isinstance(promise, PromiseRegistered)
+    assert (promise.tenant_id, promise.source) == (TENANT, "chatbot")
+    assert promise.amount == Money(amount_minor=150_050, currency="MXN")
+    assert promise.promised_on == promised_on
+    # One promise, and the conversation was never passed on as a reply.
+    assert (
+        sum(isinstance(p, PromiseRegistered) and p.debtor_id == debtor_id for p in events.payloads)
+        == 1
+    )
+    assert not any(
+        isinstance(p, MessageStatusChanged) and p.debtor_id == debtor_id for p in events.payloads
+    )
+
+
+async def test_asking_for_an_agent_hands_off_and_silences_the_bot(
+    settings: NotifierSettings, whatsapp: WhatsAppCloudPeer, kafka_bootstrap: str
+) -> None:
+    debtor_id, phone = f"C-{uuid4().hex[:8]}", new_phone()
+    ana = Debtor(whatsapp, phone)
+
+    async with Events(kafka_bootstrap) as events, serving(settings):
+        await known_debtor(kafka_bootstrap, settings.database_url, debtor_id, phone)
+        await ana.says("Hola")
+        (handed,) = await ana.says("5")
+        assert "Un asesor continuará esta conversación" in handed
+
+        hand_off = await events.wait_for(
+            lambda p: isinstance(p, MessageStatusChanged) and p.debtor_id == debtor_id
+        )
+        assert await ana.says("Hola") == []
+        assert await ana.says("1") == []
+        await events.settle(1)
+
+    assert isinstance(hand_off, MessageStatusChanged)
+    assert hand_off.status is MessageStatus.REPLIED and hand_off.tenant_id == TENANT
+    assert hand_off.detail is not None and hand_off.detail.startswith("chatbot: hand-off")
+    assert not any(
+        isinstance(p, PromiseRegistered) and p.debtor_id == debtor_id for p in events.payloads
+    )
