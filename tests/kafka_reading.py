@@ -1,8 +1,13 @@
 """Reading topics as a consumer would: what tests assert about published events."""
 
+import asyncio
+import time
+from collections.abc import Callable
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from recupero_events import EventPayload, Topic, decode
 
 
 async def read_topics(bootstrap: str, topics: list[str]) -> dict[str, list[ConsumerRecord]]:
@@ -44,3 +49,43 @@ async def read_topics(bootstrap: str, topics: list[str]) -> dict[str, list[Consu
 
 def of_tenant(records: list[ConsumerRecord], tenant_id: str) -> list[ConsumerRecord]:
     return [r for r in records if (("ce_tenantid", tenant_id.encode()) in r.headers)]
+
+
+class EventStream:
+    """Events of some topics, decoded, read from the beginning by a fresh group while a test
+    runs; `wait_for` what must happen, `settle` to let what must not happen show up."""
+
+    def __init__(self, bootstrap: str, *topics: Topic, timeout_s: float = 60.0) -> None:
+        self.payloads: list[EventPayload] = []
+        self._timeout_s = timeout_s
+        self._consumer = AIOKafkaConsumer(
+            *(topic.value for topic in topics),
+            bootstrap_servers=bootstrap,
+            group_id=f"test-{uuid4()}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+
+    async def __aenter__(self) -> "EventStream":
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        for records in (await self._consumer.getmany(timeout_ms=200)).values():
+            self.payloads.extend(decode(r.topic, r.value, list(r.headers)).payload for r in records)
+
+    async def wait_for(self, found: Callable[[EventPayload], bool]) -> EventPayload:
+        async with asyncio.timeout(self._timeout_s):
+            while True:
+                for payload in self.payloads:
+                    if found(payload):
+                        return payload
+                await self._read()
+
+    async def settle(self, seconds: float = 2.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self._read()

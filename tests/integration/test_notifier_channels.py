@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from recupero_devstack._util import free_port
 from recupero_devstack.providers import twilio as twilio_peer
@@ -36,11 +36,11 @@ from recupero_events import (
     MessageStatusChanged,
     Money,
     Topic,
-    decode,
     encode,
 )
 from recupero_notifier.bootstrap import bootstrap
 from recupero_notifier.settings import NotifierSettings
+from tests.kafka_reading import EventStream
 
 pytestmark = pytest.mark.integration
 
@@ -142,52 +142,16 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
         await producer.stop()
 
 
-class Events:
-    """The notifier's events on Kafka, decoded, read from the beginning by a fresh group."""
+class Events(EventStream):
+    """The notifier's events on Kafka."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.payloads: list[EventPayload] = []
-        self._consumer = AIOKafkaConsumer(
-            Topic.MESSAGE_SENT.value,
-            Topic.MESSAGE_STATUS_CHANGED.value,
-            bootstrap_servers=bootstrap,
-            group_id=f"test-{uuid4()}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
+        super().__init__(
+            bootstrap, Topic.MESSAGE_SENT, Topic.MESSAGE_STATUS_CHANGED, timeout_s=TIMEOUT_S
         )
-
-    async def __aenter__(self) -> "Events":
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def _read(self, timeout_ms: int = 200) -> None:
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
-        for records in batches.values():
-            self.payloads.extend(_decoded(record) for record in records)
-
-    async def wait_for(self, found: Callable[[EventPayload], bool]) -> EventPayload:
-        async with asyncio.timeout(TIMEOUT_S):
-            while True:
-                for payload in self.payloads:
-                    if found(payload):
-                        return payload
-                await self._read()
-
-    async def settle(self, seconds: float = 2.0) -> None:
-        """Read whatever else arrives for a while: what must NOT have happened shows up here."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            await self._read()
 
     def of(self, action_id: UUID) -> list[EventPayload]:
         return [p for p in self.payloads if getattr(p, "action_id", None) == action_id]
-
-
-def _decoded(record: ConsumerRecord) -> EventPayload:
-    return decode(record.topic, record.value, list(record.headers)).payload
 
 
 def sent(action_id: UUID) -> Callable[[EventPayload], bool]:

@@ -5,8 +5,7 @@ middle of a conversation continues it where it was.
 """
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from recupero_devstack._util import free_port
@@ -24,19 +23,18 @@ from recupero_events import (
     DebtDocument,
     DebtImported,
     DocumentKind,
-    EventPayload,
     MessageStatus,
     MessageStatusChanged,
     Money,
     PromiseRegistered,
     Topic,
-    decode,
     encode,
 )
 from recupero_notifier.adapters.tables import debtor_facts
 from recupero_notifier.bootstrap import bootstrap
 from recupero_notifier.settings import NotifierSettings
 from recupero_runtime.db import create_engine
+from tests.kafka_reading import EventStream
 
 pytestmark = pytest.mark.integration
 
@@ -106,43 +104,13 @@ async def serving(settings: NotifierSettings) -> AsyncIterator[None]:
         await task
 
 
-class Events:
-    """The notifier's events on Kafka, read from the beginning by a fresh group."""
+class Events(EventStream):
+    """The events the chatbot publishes, on Kafka."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.payloads: list[EventPayload] = []
-        self._consumer = AIOKafkaConsumer(
-            Topic.PROMISE_REGISTERED.value,
-            Topic.MESSAGE_STATUS_CHANGED.value,
-            bootstrap_servers=bootstrap,
-            group_id=f"test-{uuid4()}",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
+        super().__init__(
+            bootstrap, Topic.PROMISE_REGISTERED, Topic.MESSAGE_STATUS_CHANGED, timeout_s=TIMEOUT_S
         )
-
-    async def __aenter__(self) -> "Events":
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        for records in (await self._consumer.getmany(timeout_ms=200)).values():
-            self.payloads.extend(decode(r.topic, r.value, list(r.headers)).payload for r in records)
-
-    async def wait_for(self, found: Callable[[EventPayload], bool]) -> EventPayload:
-        async with asyncio.timeout(TIMEOUT_S):
-            while True:
-                for payload in self.payloads:
-                    if found(payload):
-                        return payload
-                await self._read()
-
-    async def settle(self, seconds: float = 2.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            await self._read()
 
 
 class Debtor:
