@@ -5,16 +5,20 @@ payments consumed by one segmenter process, then by two in one consumer group.
 
     uv run python bench/segment_million.py [--debtors 1000000] [--burst 20000]
 
-- Debtors are seeded with COPY straight into the segmenter's table, placed by the default rule set
-  (as if each had been imported), with random products, balances, currencies, time zones and
-  promise/payment history.
+- Debtors are seeded with COPY straight into the segmenter's tables (facts and placements), placed
+  by the default rule set (as if each had been imported), with random products, balances,
+  currencies, time zones and promise/payment history.
 - Preview: `POST /v1/rulesets/preview` with the 15-segment document.
 - Activation: `PUT /v1/rulesets` then `POST /v1/rulesets/v1/activate`; the clock stops when the
-  outbox has no unpublished row (the relay marks a row once Kafka acknowledged it).
-- Baseline: one `UPDATE` of a copy of the table, with a hand-written `CASE` of the same 15 rules.
+  `debtor-segmented` topic's end offsets say every changed debtor's event is on Kafka. The CPU
+  time the segmenter process (API and outbox relay) and PostgreSQL used meanwhile is printed too:
+  on a shared machine it tells the work apart from the waiting.
+  `RECUPERO_ACTIVATION_CONNECTIONS` in the environment sets the chunks run at once.
+- Baseline: one `UPDATE` of a plain copy of the facts with each debtor's segment beside them, with
+  a hand-written `CASE` of the same 15 rules.
 - Burst: `payment-received` events for distinct debtors produced to Kafka, then consumed by one
   segmenter process (then two processes in one group, on a fresh burst); the clock stops when the
-  inbox holds every event.
+  inbox holds every event. `--burst 0` skips it.
 
 Prints every figure and the ratios; the numbers go to bench/RESULTS.md by hand.
 """
@@ -24,6 +28,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,6 +39,7 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import confluent_kafka
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
@@ -71,13 +77,7 @@ COLUMNS = [
     "currency",
     "snapshot_as_of",
     "oldest_due_on",
-    "segment",
-    "stage",
-    "strategy",
-    "days_past_due",
     "balance_minor",
-    "ruleset_version",
-    "segmented_at",
     "time_zone",
     "country",
     "product",
@@ -88,12 +88,23 @@ COLUMNS = [
     "payments_count",
     "last_payment_on",
 ]
+PLACEMENT_COLUMNS = [
+    "tenant_id",
+    "debtor_id",
+    "segment",
+    "stage",
+    "strategy",
+    "days_past_due",
+    "ruleset_version",
+    "segmented_at",
+]
 
 
-def debtor_rows(count: int, seed: int = 7) -> list[tuple[Any, ...]]:
+def debtor_rows(count: int, seed: int = 7) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Each debtor's facts, and where the default rule set placed it."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    rows = []
+    rows, placed = [], []
     for n in range(1, count + 1):
         country, zone, currency, scale = COUNTRIES[n % len(COUNTRIES)]
         days = rng.randint(-20, 400)
@@ -104,22 +115,18 @@ def debtor_rows(count: int, seed: int = 7) -> list[tuple[Any, ...]]:
             segment, stage, strategy = next(p[1:] for p in DEFAULT_PLACES if days <= p[0])
         promised = rng.random() < 0.05
         contact = json.dumps({"name": f"Cliente {n}", "country": country, "time_zone": zone})
+        debtor_id = f"B{n:07d}"
+        placed.append((TENANT, debtor_id, segment, stage, strategy, days, "default-1", now))
         rows.append(
             (
                 TENANT,
-                f"B{n:07d}",
+                debtor_id,
                 contact,
                 balance,
                 currency,
                 now - timedelta(days=1),
                 TODAY - timedelta(days=days),
-                segment,
-                stage,
-                strategy,
-                days,
                 balance,
-                "default-1",
-                now,
                 zone,
                 country,
                 rng.choice(["loan", "card", "service"]),
@@ -131,7 +138,7 @@ def debtor_rows(count: int, seed: int = 7) -> list[tuple[Any, ...]]:
                 None,
             )
         )
-    return rows
+    return rows, placed
 
 
 async def seed(dsn: str, count: int) -> float:
@@ -145,16 +152,20 @@ async def seed(dsn: str, count: int) -> float:
             schema="pg_catalog",
             format="binary",
         )
-        rows = debtor_rows(count)
+        rows, placed = debtor_rows(count)
         started = time.perf_counter()
         await connection.copy_records_to_table(
             "debtors", schema_name="segmenter", records=rows, columns=COLUMNS
+        )
+        await connection.copy_records_to_table(
+            "placements", schema_name="segmenter", records=placed, columns=PLACEMENT_COLUMNS
         )
         await connection.execute(
             "INSERT INTO segmenter.aging_clock SELECT DISTINCT tenant_id, time_zone, "
             "CURRENT_DATE + 1 FROM segmenter.debtors ON CONFLICT DO NOTHING"
         )
         await connection.execute("VACUUM ANALYZE segmenter.debtors")
+        await connection.execute("VACUUM ANALYZE segmenter.placements")
         return time.perf_counter() - started
     finally:
         await connection.close()
@@ -201,7 +212,12 @@ def bare_case_sql() -> str:
 async def baseline_update(dsn: str) -> tuple[float, int]:
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute("CREATE TABLE bare AS SELECT * FROM segmenter.debtors")
+        # The facts with the segment beside them, in one plain table (no index, no history, no
+        # events), as the segmenter kept them before placements had a table of their own.
+        await connection.execute(
+            "CREATE TABLE bare AS SELECT d.*, p.segment FROM segmenter.debtors d "
+            "JOIN segmenter.placements p USING (tenant_id, debtor_id)"
+        )
         await connection.execute("VACUUM ANALYZE bare")
         started = time.perf_counter()
         status = await connection.execute(bare_case_sql())
@@ -217,6 +233,38 @@ async def scalar(dsn: str, sql: str) -> int:
         return int(await connection.fetchval(sql))
     finally:
         await connection.close()
+
+
+def events_on_kafka(bootstrap: str, topic: str) -> int:
+    """How many messages the topic holds: the sum of its partitions' high watermarks."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """CPU time of the postmaster's children still running (the backends and helpers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 async def start_segmenter(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
@@ -326,20 +374,29 @@ async def main() -> None:
             )
             uploaded = await client.put(f"{url}/v1/rulesets", content=document)
             assert uploaded.status_code == 201, uploaded.text
+            topic = "debtor-segmented"
+            before = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, topic)
+            postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
+            cpu_before = cpu_seconds(segmenter.pid), postgres_cpu_seconds(postmaster)
             started = time.perf_counter()
             report = (await client.post(f"{url}/v1/rulesets/v1/activate")).json()
             committed = time.perf_counter() - started
-            while await scalar(
-                dsn, "SELECT count(*) FROM segmenter.outbox WHERE published_at IS NULL"
-            ):
+            # The clock stops when the last changed debtor's event is on Kafka.
+            while (
+                events := await asyncio.to_thread(events_on_kafka, kafka.bootstrap, topic) - before
+            ) < report["changed"]:
                 await asyncio.sleep(0.1)
             activation_s = time.perf_counter() - started
-        events = await scalar(dsn, "SELECT count(*) FROM segmenter.outbox")
+            cpu_after = cpu_seconds(segmenter.pid), postgres_cpu_seconds(postmaster)
         print(
             f"activation: {activation_s:.2f} s to the last event on Kafka "
             f"({report['evaluated'] / activation_s:,.0f} rows/s); all chunks committed after "
             f"{committed:.2f} s; evaluated {report['evaluated']:,}, changed {report['changed']:,}, "
             f"events {events:,}"
+        )
+        print(
+            f"  CPU during activation: segmenter process (API, relay) "
+            f"{cpu_after[0] - cpu_before[0]:.1f} s, PostgreSQL {cpu_after[1] - cpu_before[1]:.1f} s"
         )
         await stop(segmenter)
         segmenter = None
@@ -350,6 +407,9 @@ async def main() -> None:
         print(f"ratio activation (committed) / bare UPDATE: {committed / bare_s:.1f}x")
         print(f"ratio preview / bare UPDATE: {preview_s / bare_s:.2f}x")
 
+        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if not args.burst:
+            return
         ids = [f"B{n:07d}" for n in range(1, args.burst * 2 + 1)]
         one = await consume_burst(env, dsn, kafka.bootstrap, ids[: args.burst], 1)
         print(
@@ -364,6 +424,7 @@ async def main() -> None:
             await stop(segmenter)
         kafka.stop()
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)  # a million-debtor run leaves gigabytes
 
 
 if __name__ == "__main__":

@@ -256,6 +256,41 @@ async def test_activation_resegments_everyone_and_reports_only_who_moved(
     assert len(await segmenter.events()) == len(portfolio) + 2
 
 
+async def test_an_activation_redone_after_a_crash_moves_no_one_twice(
+    segmenter: Segmenter,
+) -> None:
+    for n, (days, balance) in enumerate([(45, 900_000), (45, 100_000), (50, 700_000)] * 4):
+        await segmenter.import_debtor(f"R{n:02d}", days, balance)
+    await segmenter.upload(with_large_split())
+    first = (await segmenter.client.post("/v1/rulesets/v1/activate")).json()
+    assert (first["evaluated"], first["changed"]) == (12, 8)
+    events = await segmenter.events()
+    # As if the process had stopped with its chunks committed but the cursor not yet moved
+    # (two chunks at a time commit out of order): the aging worker redoes them all.
+    async with segmenter.service.unit_of_work() as uow:
+        await uow.session.execute(
+            text(
+                "UPDATE segmenter.rulesets SET resegment_cursor = NULL, resegment_evaluated = 0, "
+                "resegment_finished_at = NULL WHERE tenant_id = :t AND version = 1"
+            ),
+            {"t": segmenter.tenant},
+        )
+        await uow.commit()
+    redone = await handlers.continue_activation(
+        segmenter.service.unit_of_work,
+        segmenter.rules,
+        segmenter.tenant,
+        1,
+        lambda: NOW,
+        chunk_size=5,
+        connections=2,
+    )
+    assert (redone.evaluated, redone.changed, redone.finished) == (12, 8, True)
+    assert await segmenter.events() == events
+    history = (await segmenter.client.get("/v1/debtors/R00/segments")).json()
+    assert [h["trigger"] for h in history] == ["activation", "debt-imported"]
+
+
 async def test_a_new_debtor_is_placed_by_the_active_version(segmenter: Segmenter) -> None:
     await segmenter.upload(with_large_split())
     await segmenter.client.post("/v1/rulesets/v1/activate")

@@ -43,6 +43,7 @@ def bootstrap(
             settings.aging_interval_seconds,
             settings.activation_chunk_size,
             asyncio.sleep,
+            settings.activation_connections,
         ),
     )
     app = service.create_app(

@@ -5,6 +5,7 @@ One debtor at a time (an event arrived) the rule set is interpreted in Python; a
 (activation, aging sweep, preview) is evaluated by its compiled SQL twin in set-based statements.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from recupero_events import (
 from recupero_runtime.consumer import Handler
 from recupero_runtime.db import UnitOfWork, Work
 from recupero_segmenter.adapters.repository import (
-    Segmentation,
+    Chunk,
     SegmenterRepository,
     StoredRuleSet,
     facts_of,
@@ -130,6 +131,7 @@ async def resegment(
         now,
         (debtor["segment"], debtor["stage"]),
         trigger,
+        balance_moved=previous_balance != balance,
     )
     uow.publish(
         DebtorSegmented(
@@ -293,6 +295,7 @@ async def activate(
     version: int,
     clock: Clock,
     chunk_size: int,
+    connections: int = 1,
 ) -> ActivationReport:
     """Make `version` active, then re-segment the whole portfolio with it."""
     async with unit_of_work() as uow:
@@ -302,7 +305,9 @@ async def activate(
         if stored.status != "active":
             await uow.repo.activate(tenant_id, version, clock())
             await uow.commit()
-    return await continue_activation(unit_of_work, rules, tenant_id, version, clock, chunk_size)
+    return await continue_activation(
+        unit_of_work, rules, tenant_id, version, clock, chunk_size, connections
+    )
 
 
 async def continue_activation(
@@ -312,49 +317,147 @@ async def continue_activation(
     version: int,
     clock: Clock,
     chunk_size: int,
+    connections: int = 1,
 ) -> ActivationReport:
     """Re-segment the portfolio in chunks of debtors, one transaction each, from where the last
-    run stopped; events of a chunk leave as soon as it commits."""
+    run stopped; `connections` chunks at a time. Events of a chunk leave as soon as it commits.
+
+    A chunk done twice (a crash between chunks that committed out of order, or two replicas
+    finishing the same activation) changes nothing the second time: it only moves debtors that
+    are not yet where the rule set puts them."""
     started = time.perf_counter()
     now = clock()
     label = version_label(version)
     async with unit_of_work() as uow:
+        stored = await uow.repo.ruleset(tenant_id, version)
         zones = zone_dates(await uow.repo.time_zones(tenant_id), now)
-    while True:
+    if stored is None or stored.status != "active":
+        raise RuleSetNotFound(version)
+    ruleset = rules.parsed(stored)
+    while stored.resegment_finished_at is None:
         async with unit_of_work() as uow:
-            # The row lock serialises replicas that both try to finish the same activation.
-            stored = await uow.repo.ruleset(tenant_id, version, for_update=True)
-            if stored is None or stored.status != "active":
-                raise RuleSetNotFound(version)
-            if stored.resegment_finished_at is not None:
-                return ActivationReport(
-                    label,
-                    stored.resegment_evaluated,
-                    stored.resegment_changed,
-                    True,
-                    time.perf_counter() - started,
-                )
-            ruleset = rules.parsed(stored)
-            chunk = await uow.repo.next_chunk(tenant_id, stored.resegment_cursor, chunk_size)
-            if chunk is None:
-                done = Segmentation(0, 0, stored.resegment_cursor)
-                await uow.repo.record_progress(tenant_id, version, done, finished_at=now)
-            else:
-                upto, evaluated = chunk
-                changed = await uow.repo.resegment(
-                    tenant_id,
-                    ruleset,
-                    label,
-                    zones,
-                    now,
-                    "activation",
-                    uow.correlation_id,
-                    after=stored.resegment_cursor,
-                    upto=upto,
-                )
-                done = Segmentation(evaluated, changed, upto)
-                await uow.repo.record_progress(tenant_id, version, done, finished_at=None)
+            chunks = await uow.repo.chunk_bounds(tenant_id, stored.resegment_cursor, chunk_size)
+        if not chunks:
+            async with unit_of_work() as uow:
+                await _still_active(uow, tenant_id, version)
+                await uow.repo.finish_activation(tenant_id, version, now)
+                await uow.commit()
+        else:
+            await _activation_pass(
+                unit_of_work,
+                tenant_id,
+                version,
+                ruleset,
+                zones,
+                now,
+                ActivationProgress(chunks, stored.resegment_evaluated),
+                connections,
+            )
+        async with unit_of_work() as uow:
+            stored = await uow.repo.ruleset(tenant_id, version)
+        if stored is None or stored.status != "active":
+            raise RuleSetNotFound(version)
+    return ActivationReport(
+        label,
+        stored.resegment_evaluated,
+        stored.resegment_changed,
+        True,
+        time.perf_counter() - started,
+    )
+
+
+class ActivationProgress:
+    """Which chunks of one pass have committed, and so how far the cursor may move: up to the
+    end of the longest run of committed chunks from the start of the pass."""
+
+    def __init__(self, chunks: list[Chunk], evaluated_before: int) -> None:
+        self.chunks = chunks
+        self._evaluated_before = evaluated_before
+        self._committed: set[int] = set()
+
+    def done_with(self, index: int) -> tuple[str | None, int]:
+        """Cursor and count of evaluated debtors if chunk `index` commits now."""
+        done = self._committed | {index}
+        prefix = 0
+        while prefix in done:
+            prefix += 1
+        if prefix == 0:
+            return None, self._evaluated_before
+        evaluated = self._evaluated_before + sum(c.debtors for c in self.chunks[:prefix])
+        return self.chunks[prefix - 1].upto, evaluated
+
+    def committed(self, index: int) -> None:
+        self._committed.add(index)
+
+
+async def _activation_pass(
+    unit_of_work: UnitOfWorkFactory,
+    tenant_id: str,
+    version: int,
+    ruleset: RuleSet,
+    zones: list[tuple[str, date]],
+    now: datetime,
+    progress: ActivationProgress,
+    connections: int,
+) -> None:
+    """Re-segment the chunks of `progress`, `connections` at a time, one transaction each."""
+    label = version_label(version)
+
+    async def run_chunk(index: int) -> None:
+        chunk = progress.chunks[index]
+        async with unit_of_work() as uow:
+            changed = await uow.repo.resegment(
+                tenant_id,
+                ruleset,
+                label,
+                zones,
+                now,
+                "activation",
+                uow.correlation_id,
+                after=chunk.after,
+                upto=chunk.upto,
+            )
+            # Locked last and held to commit: a chunk of a version retired meanwhile rolls back.
+            await _still_active(uow, tenant_id, version)
+            await uow.repo.record_changed(tenant_id, version, changed)
+            cursor, evaluated = progress.done_with(index)
+            if cursor is not None:
+                await uow.repo.advance_cursor(tenant_id, version, cursor, evaluated)
             await uow.commit()
+        progress.committed(index)
+
+    await _run_all(run_chunk, len(progress.chunks), connections)
+    # Every chunk committed; the cursor lags behind those that committed out of order.
+    async with unit_of_work() as uow:
+        await _still_active(uow, tenant_id, version)
+        cursor, evaluated = progress.done_with(len(progress.chunks) - 1)
+        assert cursor is not None
+        await uow.repo.advance_cursor(tenant_id, version, cursor, evaluated)
+        await uow.commit()
+
+
+async def _still_active(uow: Work[SegmenterRepository], tenant_id: str, version: int) -> None:
+    stored = await uow.repo.ruleset(tenant_id, version, for_update=True)
+    if stored is None or stored.status != "active":
+        raise RuleSetNotFound(version)
+
+
+async def _run_all(run: Callable[[int], Awaitable[None]], count: int, concurrency: int) -> None:
+    """Run `run(0)` .. `run(count - 1)` in order, `concurrency` at a time; the first failure
+    stops the others."""
+    indexes = iter(range(count))
+
+    async def worker() -> None:
+        for index in indexes:
+            await run(index)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(concurrency, count))):
+                group.create_task(worker())
+    except ExceptionGroup as failed:
+        # Callers handle `RuleSetNotFound` (a version retired meanwhile) like any other error.
+        raise failed.exceptions[0] from failed
 
 
 async def sweep_aging(unit_of_work: UnitOfWorkFactory, rules: RuleBook, now: datetime) -> int:
@@ -396,6 +499,7 @@ def aging_worker(
     interval_seconds: float,
     chunk_size: int,
     sleep: Callable[[float], Awaitable[None]],
+    connections: int = 1,
 ) -> Callable[[], Awaitable[None]]:
     """Every interval: finish any activation a crash interrupted, then age what turned a day."""
 
@@ -405,7 +509,7 @@ def aging_worker(
                 unfinished = await uow.repo.unfinished_activations()
             for tenant_id, version in unfinished:
                 await continue_activation(
-                    unit_of_work, rules, tenant_id, version, clock, chunk_size
+                    unit_of_work, rules, tenant_id, version, clock, chunk_size, connections
                 )
             await sweep_aging(unit_of_work, rules, clock())
             await sleep(interval_seconds)

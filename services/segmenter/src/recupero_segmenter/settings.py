@@ -14,3 +14,9 @@ class SegmenterSettings(ServiceSettings):
     activation_chunk_size: int = Field(
         50_000, description="Debtors re-segmented per transaction when a rule set is activated."
     )
+    activation_connections: int = Field(
+        2,
+        ge=1,
+        description="Chunks of an activation re-segmented at once, each on its own database "
+        "connection (each statement runs on one core).",
+    )

@@ -311,6 +311,7 @@ async def activate_ruleset(request: Request, tenant_id: TenantId, version: str) 
             _parse_version(version),
             _clock(request),
             settings.activation_chunk_size,
+            settings.activation_connections,
         )
     except handlers.RuleSetNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule set version {version!r}") from None
