@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +17,6 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from recupero_devstack._util import free_port
@@ -38,9 +36,9 @@ from recupero_events import (
     Topic,
     encode,
 )
-from recupero_notifier.bootstrap import bootstrap
 from recupero_notifier.settings import NotifierSettings
 from tests.kafka_reading import EventStream
+from tests.notifier_serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -109,27 +107,6 @@ def settings(
         twilio_from_number=OUR_NUMBER,
         provider_retry_seconds=2,
     )
-
-
-@asynccontextmanager
-async def serving(settings: NotifierSettings) -> AsyncIterator[str]:
-    """The notifier as it runs: its HTTP server (for the providers' callbacks) and consumer."""
-    _, app = bootstrap(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(TIMEOUT_S):
-        while not server.started:
-            assert not task.done(), "the notifier did not start"
-            await asyncio.sleep(0.05)
-    try:
-        yield settings.public_url
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ middle of a conversation continues it where it was.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
@@ -31,10 +29,10 @@ from recupero_events import (
     encode,
 )
 from recupero_notifier.adapters.tables import debtor_facts
-from recupero_notifier.bootstrap import bootstrap
 from recupero_notifier.settings import NotifierSettings
 from recupero_runtime.db import create_engine
 from tests.kafka_reading import EventStream
+from tests.notifier_serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -81,27 +79,6 @@ def settings(
         provider_retry_seconds=2,
         chatbot_max_promise_days=30,
     )
-
-
-@asynccontextmanager
-async def serving(settings: NotifierSettings) -> AsyncIterator[None]:
-    """The notifier as it runs: HTTP server (webhooks) and Kafka consumer."""
-    _, app = bootstrap(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=settings.http_port, log_config=None, access_log=False
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(TIMEOUT_S):
-        while not server.started:
-            assert not task.done(), "the notifier did not start"
-            await asyncio.sleep(0.05)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Events(EventStream):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType, TracebackType
+from typing import Any, Self, TypeVar
 
 _T = TypeVar("_T")
 
@@ -70,3 +72,51 @@ def log_excerpt(path: Path, since: int = 0, tail: int = 40) -> str:
     parts = [f"--- {path} (errors) ---", *problems] if problems else []
     parts += [f"--- {path} (last {tail} lines) ---", *lines[-tail:]]
     return "\n".join(parts)
+
+
+class Managed:
+    """Started and stopped around a `with` block (tests, benchmarks)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LocalServer(Managed):
+    """A local stand-in for a provider, which the local stack's process manager also runs in the
+    foreground (`serve_forever`)."""
+
+    def describe(self) -> str:
+        """One line on where it listens, printed once it serves."""
+        raise NotImplementedError
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until SIGTERM/SIGINT (what honcho sends)."""
+        stopped = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stopped.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        print(self.describe(), flush=True)
+        try:
+            while not stopped.wait(0.5):  # a timed wait keeps signal delivery prompt
+                pass
+        finally:
+            self.stop()

@@ -29,10 +29,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
-from recupero_devstack._util import free_port, log_excerpt, port_open, run_async
+from recupero_devstack._util import Managed, free_port, log_excerpt, port_open, run_async
 
 __all__ = [
     "KAFKA_VERSION",
@@ -221,7 +220,7 @@ async def _metadata_ready(bootstrap: str, timeout_s: float) -> bool:
     return any(b.get("node_id") == NODE_ID for b in brokers)
 
 
-class KafkaBroker:
+class KafkaBroker(Managed):
     """One KRaft node acting as broker and controller, for dev and tests."""
 
     def __init__(self, data_dir: Path, port: int, controller_port: int, cache_dir: Path) -> None:
@@ -402,15 +401,3 @@ class KafkaBroker:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

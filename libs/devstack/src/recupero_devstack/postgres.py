@@ -22,12 +22,11 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import asyncpg
 
-from recupero_devstack._util import log_excerpt, run_async
+from recupero_devstack._util import Managed, log_excerpt, run_async
 
 __all__ = ["PostgresServer", "find_pg_bin"]
 
@@ -61,7 +60,7 @@ def _can_search(path: Path, uid: int, gids: set[int]) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
-class PostgresServer:
+class PostgresServer(Managed):
     """One PostgreSQL cluster with trust auth on 127.0.0.1, superuser ``postgres``."""
 
     def __init__(self, data_dir: Path, port: int, *, fast: bool = False) -> None:
@@ -285,15 +284,3 @@ class PostgresServer:
                 await conn.execute(f"create database {ident}")
         finally:
             await conn.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import threading
 import time
 import uuid
@@ -28,10 +27,11 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from recupero_devstack._util import LocalServer
 
 __all__ = ["MessageInfo", "SmtpSink", "main"]
 
@@ -154,7 +154,7 @@ def _http_handler(mailbox: _Mailbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class SmtpSink:
+class SmtpSink(LocalServer):
     """SMTP on 127.0.0.1:smtp_port, JSON API on 127.0.0.1:http_port."""
 
     def __init__(self, mailbox: Path, smtp_port: int, http_port: int) -> None:
@@ -217,38 +217,11 @@ class SmtpSink:
             self._controller.stop()
             self._controller = None
 
-    def serve_forever(self) -> None:
-        """Run in the foreground until SIGTERM/SIGINT (what honcho sends)."""
-        stopped = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stopped.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        print(
+    def describe(self) -> str:
+        return (
             f"smtp sink: smtp://127.0.0.1:{self.smtp_port} api {self.api_url}/messages "
-            f"mailbox {self.mailbox_dir}",
-            flush=True,
+            f"mailbox {self.mailbox_dir}"
         )
-        try:
-            while not stopped.wait(0.5):  # a timed wait keeps signal delivery prompt
-                pass
-        finally:
-            self.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from types import FrameType, TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -19,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+
+from recupero_devstack._util import LocalServer
 
 _T = TypeVar("_T")
 
@@ -33,7 +33,7 @@ class Outage:
     until: float
 
 
-class ProviderPeer:
+class ProviderPeer(LocalServer):
     """Base of the provider peers. Subclasses add their routes and error shapes."""
 
     name = "provider"
@@ -212,31 +212,5 @@ class ProviderPeer:
             self._thread.join(10)
         self._server = self._thread = None
 
-    def serve_forever(self) -> None:
-        """Run in the foreground until SIGTERM/SIGINT (what honcho sends)."""
-        stopped = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stopped.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        print(f"{self.name} peer: {self.url} (requests at {self.url}/_peer/requests)", flush=True)
-        try:
-            while not stopped.wait(0.5):
-                pass
-        finally:
-            self.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def describe(self) -> str:
+        return f"{self.name} peer: {self.url} (requests at {self.url}/_peer/requests)"

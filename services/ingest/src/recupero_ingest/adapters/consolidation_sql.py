@@ -55,10 +55,6 @@ CREATE_STAGED = (
 
 # Once the rows of unchanged debtors are gone: the lookups below go by debtor and document.
 INDEX_STAGED = text("CREATE INDEX ON staged (debtor_id, document_id)")
-# Sorts and aggregates of a million rows stay in memory instead of spilling to disk.
-MORE_MEMORY = text("SET LOCAL work_mem = '256MB'")
-# Compiling each statement's expressions (JIT) cost about a second apiece, more than it saved.
-NO_JIT = text("SET LOCAL jit = off")
 ANALYZE_STAGED = text("ANALYZE staged")
 
 STAGED_COLUMNS = (
@@ -459,8 +455,6 @@ REPORT = text(
 )
 
 CONSOLIDATION_STEPS: tuple[tuple[str, TextClause], ...] = (
-    ("more_memory", MORE_MEMORY),
-    ("no_jit", NO_JIT),
     ("reject_conflicts", REJECT_CONFLICTS),
     ("digest_file", DIGEST_FILE),
     ("find_unchanged", FIND_UNCHANGED),

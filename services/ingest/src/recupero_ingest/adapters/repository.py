@@ -22,7 +22,7 @@ from recupero_ingest.adapters.tables import (
     tenant_policies,
 )
 from recupero_ingest.domain.rows import DocumentRow, Rejection
-from recupero_runtime.db import asyncpg_connection
+from recupero_runtime.db import asyncpg_connection, prepare_bulk_transaction
 
 log = structlog.get_logger()
 
@@ -219,9 +219,8 @@ class IngestRepository:
     # --- staging and consolidation (one transaction) -----------------------------------------
 
     async def prepare_staging(self) -> None:
-        # Timestamps and dates inside the event JSON are rendered by PostgreSQL: UTC and ISO 8601.
-        await self.session.execute(text("SET LOCAL TimeZone = 'UTC'"))
-        await self.session.execute(text("SET LOCAL DateStyle = 'ISO'"))
+        # Sorts and aggregates of a million rows stay in memory instead of spilling to disk.
+        await prepare_bulk_transaction(self.session, work_mem="256MB")
         for statement in sql.CREATE_STAGED:
             await self.session.execute(statement)
 

@@ -39,6 +39,7 @@ from recupero_events import (
     Topic,
     event_type_of,
 )
+from recupero_runtime.db import prepare_bulk_transaction
 from recupero_segmenter.adapters.rule_sql import RuleSql
 from recupero_segmenter.adapters.tables import (
     aging_clock,
@@ -112,18 +113,6 @@ def _debtor_with_placement(tenant_id: str, debtor_id: str) -> Select[Any]:
         )
         .where(debtors.c.tenant_id == tenant_id, debtors.c.debtor_id == debtor_id)
     )
-
-
-# Settings for the transaction of a set-based pass over up to a whole portfolio.
-SET_BIG_STATEMENT = (
-    # Compiling the statement's expressions (JIT) costs more than it saves, as in ingest.
-    text("SET LOCAL jit = off"),
-    # The changed rows are kept for the history and the outbox: in memory, not on disk.
-    text("SET LOCAL work_mem = '128MB'"),
-    # The event JSON is concatenated from text: dates as YYYY-MM-DD, instants in UTC.
-    text("SET LOCAL DateStyle = 'ISO'"),
-    text("SET LOCAL TimeZone = 'UTC'"),
-)
 
 
 def _json_members(**members: object) -> str:
@@ -564,8 +553,8 @@ class SegmenterRepository:
         """Evaluate the rule set for a slice of the tenant's debtors in one statement; write the
         placement, a history row and a `debtor-segmented` outbox row for each debtor whose
         segment, stage or strategy changes. Returns how many changed."""
-        for setting in SET_BIG_STATEMENT:
-            await self.session.execute(setting)
+        # The changed rows are kept for the history and the outbox: in memory, not on disk.
+        await prepare_bulk_transaction(self.session, work_mem="128MB")
         d, p = debtors.alias("d"), placements.alias("p")
         zone_dates = values(
             column("time_zone", Text), column("local_date", Date), name="zone_dates"
@@ -717,7 +706,7 @@ class SegmenterRepository:
         )
         # `DebtorSegmented` as JSON text, concatenated: nested json_build_object calls cost
         # several times more at a million debtors. Free text goes through to_json; currencies
-        # (validated ISO codes), numbers and ISO dates (DateStyle is set above) need no escaping.
+        # (validated ISO codes), numbers and ISO dates (see prepare_bulk_transaction) need no escaping.
         payload = _concatenated(
             literal('{"tenant_id":' + json.dumps(tenant_id) + ',"debtor_id":', Text),
             _json_text(c.debtor_id),
