@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import confluent_kafka
 import httpx
 from aiokafka import AIOKafkaProducer
+from harness import events_on_kafka
 
 from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
@@ -142,26 +142,6 @@ async def baseline_produce(bootstrap: str, messages: int, size: int) -> float:
         return time.perf_counter() - started
     finally:
         await producer.stop()
-
-
-def events_on_kafka(bootstrap: str, topic: str) -> int:
-    """How many messages the topic holds: the sum of its partitions' high watermarks."""
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
-    try:
-        for _ in range(50):  # a topic created moments ago may not have its leaders yet
-            try:
-                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-                return sum(
-                    consumer.get_watermark_offsets(
-                        confluent_kafka.TopicPartition(topic, p), timeout=10
-                    )[1]
-                    for p in partitions
-                )
-            except confluent_kafka.KafkaException:
-                time.sleep(0.2)
-        raise RuntimeError(f"no watermarks for {topic}")
-    finally:
-        consumer.close()
 
 
 def peak_rss_mb(pid: int) -> float:

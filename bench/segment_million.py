@@ -29,8 +29,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,10 +37,17 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
-import confluent_kafka
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
+from harness import (
+    cpu_seconds,
+    events_on_kafka,
+    load_average,
+    postgres_cpu_seconds,
+    start_service,
+    stop,
+)
 
 from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
@@ -235,55 +240,8 @@ async def scalar(dsn: str, sql: str) -> int:
         await connection.close()
 
 
-def events_on_kafka(bootstrap: str, topic: str) -> int:
-    """How many messages the topic holds: the sum of its partitions' high watermarks."""
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        )
-    finally:
-        consumer.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu_seconds(postmaster: int) -> float:
-    """CPU time of the postmaster's children still running (the backends and helpers)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == postmaster:
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 async def start_segmenter(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "recupero_segmenter", env={**env, "RECUPERO_HTTP_PORT": str(port)}
-    )
-    async with httpx.AsyncClient(timeout=10) as client:
-        while True:
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return process
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), 60)
+    return await start_service("recupero_segmenter", env, port)
 
 
 async def burst(bootstrap: str, debtor_ids: list[str]) -> None:
@@ -407,7 +365,7 @@ async def main() -> None:
         print(f"ratio activation (committed) / bare UPDATE: {committed / bare_s:.1f}x")
         print(f"ratio preview / bare UPDATE: {preview_s / bare_s:.2f}x")
 
-        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average (1, 5, 15 min): {load_average()}")
         if not args.burst:
             return
         ids = [f"B{n:07d}" for n in range(1, args.burst * 2 + 1)]

@@ -2,14 +2,19 @@
 
     uv run python deploy/local/demo.py      (after `stack.py up`; `make demo` does both)
 
-Uploads `deploy/demo/portfolio.csv` as the demo tenant, waits until every debtor with an email has
-received the first reminder, pays three debtors in full, waits until those payments are applied,
-and prints what happened and where to look next.
+Uploads `deploy/demo/portfolio.csv` as the demo tenant, waits until the contact policy has judged
+every debtor's first reminder and the allowed ones were emailed, pays three debtors in full, waits
+until those payments are applied, and prints what happened and where to look next.
+
+The contact policy is the real one, on the wall clock: run at night or on a Sunday, reminders wait
+for the debtors' contact hours (the demo shows where they went and why), and Colombian debtors,
+who authorised no channel in this portfolio, are not emailed at all.
 """
 
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PORTFOLIO = ROOT / "deploy" / "demo" / "portfolio.csv"
 KEY = ROOT / "var" / "demo-tenant.key"
 PORTAL, INGEST, PAYMENTS = "http://127.0.0.1:8000", "http://127.0.0.1:8001", "http://127.0.0.1:8005"
+ORCHESTRATOR = "http://127.0.0.1:8003"
 SMTP_API = "http://127.0.0.1:8025"
 PAID_DEBTORS = ("D000001", "D000002", "D000003")
 
@@ -47,7 +53,14 @@ def main() -> None:
         messages = httpx.get(f"{SMTP_API}/messages", timeout=10).json()
         return len({message["message_id"] for message in messages})
 
+    def decisions(since: datetime) -> dict[str, Any]:
+        result: dict[str, Any] = client.get(
+            f"{ORCHESTRATOR}/v1/contact-decisions/summary", params={"since": since.isoformat()}
+        ).json()
+        return result
+
     before = summary()
+    began = datetime.now(UTC)
     print(f"1. importing {PORTFOLIO.relative_to(ROOT)} ...", flush=True)
     started = time.monotonic()
     response = client.post(
@@ -69,10 +82,22 @@ def main() -> None:
         )
     imported = report["debtors_new"] + report["debtors_changed"]
 
-    print("2-4. segmenting, scheduling and emailing every debtor ...", flush=True)
+    print(
+        "2-4. segmenting, scheduling, judging each reminder by the contact policy ...", flush=True
+    )
     wait_for(
-        "the first reminders",
-        lambda: summary()["messages_sent"] - before["messages_sent"] >= imported,
+        "the contact policy's decision on every debtor's first reminder",
+        lambda: decisions(began)["debtors"] >= imported,
+    )
+    judged = decisions(began)["rules"]
+    allowed = sum(rule["debtors"] for rule in judged if rule["verdict"] == "allowed")
+    for rule in judged:
+        slot = rule["earliest_moved_to"]
+        later = f", earliest new slot {slot}" if slot else ""
+        print(f"  {rule['verdict']:<8} {rule['debtors']:>5} debtor(s)  [{rule['rule_id']}]{later}")
+    wait_for(
+        "the allowed reminders to be emailed",
+        lambda: summary()["messages_sent"] - before["messages_sent"] >= allowed,
     )
 
     print(f"5. paying {len(PAID_DEBTORS)} debtors in full ...", flush=True)
@@ -106,6 +131,7 @@ def main() -> None:
     print(f"  actions due          {totals['actions_due']}")
     print(f"  messages sent        {totals['messages_sent']}")
     print(f"  emails at SMTP sink  {unique_emails()}")
+    print(f"  why (not) contacted  {ORCHESTRATOR}/v1/debtors/<id>/contact-decisions")
     print(f"  payments applied     {totals['payments_applied']}")
     for currency, minor in sorted(totals["outstanding_by_currency"].items()):
         print(f"  outstanding          {format_money(minor, currency)}")

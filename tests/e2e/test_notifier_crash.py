@@ -8,6 +8,7 @@ import httpx
 
 from recupero_devstack.sample import sample_portfolio
 from tests.e2e.conftest import Stack, StartStack
+from tests.e2e.reachable import reachable_now
 from tests.e2e.test_walking_skeleton import wait_for
 
 DEBTORS = 600
@@ -26,10 +27,12 @@ def emails_by_recipient(stack: Stack, prefix: str) -> dict[str, set[str]]:
 def test_killed_notifier_loses_nothing_and_sends_nothing_twice(start_stack: StartStack) -> None:
     stack = start_stack()
     tenant = stack.tenants[0]
+    # Debtors the contact policy lets the stack email now (see tests/e2e/reachable.py).
+    portfolio = reachable_now(sample_portfolio(DEBTORS, seed=5, id_prefix="K"))
     response = httpx.post(
         f"{stack.url('ingest')}/v1/portfolios?wait=120",
         headers=tenant.headers,
-        files={"file": ("cartera.csv", sample_portfolio(DEBTORS, seed=5, id_prefix="K").encode())},
+        files={"file": ("cartera.csv", portfolio.encode())},
         timeout=60,
     )
     assert response.status_code == 202, response.text

@@ -262,10 +262,11 @@ async def test_a_month_of_a_debtors_life(orchestrator: Orchestrator) -> None:
     # Thu 5 Nov, three days after the first message: an agent call, as a task in a work queue.
     await o.at(utc(11, 5, 16))
     task = (await o.client.post("/v1/agents/ag-1/next-task")).json()
+    # Priority: the balance weighted by a propensity score, 50 while the score is unknown.
     assert (task["skill"], task["queue"], task["priority"]) == (
         "agent_call",
         "administrative",
-        250_000,
+        125_000,
     )
     assert (await o.client.post("/v1/agents/ag-2/next-task")).status_code == 204
     outcome = await o.client.post(
@@ -327,7 +328,8 @@ async def test_a_month_of_a_debtors_life(orchestrator: Orchestrator) -> None:
         "SELECT skill, priority, status FROM orchestrator.agent_tasks "
         "WHERE tenant_id = :t AND skill = 'field_visit'"
     )
-    assert visit == [{"skill": "field_visit", "priority": 150_000, "status": "open"}]
+    # Balance 150,000 at the neutral propensity score of 50.
+    assert visit == [{"skill": "field_visit", "priority": 75_000, "status": "open"}]
 
     # The final payment closes the case and cancels what was still to do, agents' work included.
     await o.handle(

@@ -33,6 +33,7 @@ from recupero_segmenter import handlers
 from recupero_segmenter.adapters.repository import SegmenterRepository
 from recupero_segmenter.bootstrap import bootstrap
 from recupero_segmenter.domain.defaults import AGING_BY_AMOUNT_DOCUMENT, DEFAULT_DOCUMENT
+from recupero_segmenter.domain.propensity import aging_penalty
 from recupero_segmenter.settings import SegmenterSettings
 from tests.unit.fakes import delivered
 
@@ -214,6 +215,11 @@ async def test_activation_resegments_everyone_and_reports_only_who_moved(
     await segmenter.import_debtor("B-mid-large", 45, 900_000, tenant=segmenter.other_tenant)
     on_import = await segmenter.events()
     assert len(on_import) == len(portfolio)
+    # Each placement tells the orchestrator the debtor's zone and propensity score (for agents'
+    # queues): new debtors with no history score 50 less their aging penalty.
+    assert {(e.zone, e.propensity_score) for e in on_import} == {
+        ("Norte", 50 - aging_penalty(e.days_past_due)) for e in on_import
+    }
     assert {e.debtor_id: e.ruleset_version for e in on_import} == dict.fromkeys(
         portfolio, "default-1"
     )

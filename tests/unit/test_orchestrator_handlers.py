@@ -29,6 +29,8 @@ class FakeOrchestratorRepository:
     cases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     payments: dict[UUID, PaymentReceived] = field(default_factory=dict)
     actions: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
     async def upsert_case(self, event: DebtorSegmented, now: datetime) -> dict[str, Any]:
         key = (event.tenant_id, event.debtor_id)
@@ -114,6 +116,7 @@ class FakeOrchestratorRepository:
                 "planned_at": planned_at,
                 "status": "pending",
                 "action_key": None,
+                "expires_at": None,
             }
 
     async def cancel_pending(self, tenant_id: str, debtor_id: str, reason: str) -> int:
@@ -138,9 +141,47 @@ class FakeOrchestratorRepository:
             rows.append({**case, **action, "case_status": case["status"]})
         return rows
 
-    async def mark_fired(self, action_ids: list[UUID], now: datetime) -> None:
-        for action_id in action_ids:
-            self.actions[action_id].update(status="fired", fired_at=now)
+    # The contact policy's view of the debtor: no opt-outs, holds or tenant override here.
+    async def contact_restrictions(self, tenant_id: str, debtor_id: str) -> dict[str, Any]:
+        return {"opted_out": [], "authorised": None, "holds": []}
+
+    async def contacts_of(self, tenant_id: str, debtor_id: str) -> list[dict[str, Any]]:
+        return [
+            c for c in self.contacts if (c["tenant_id"], c["debtor_id"]) == (tenant_id, debtor_id)
+        ]
+
+    async def record_contact(
+        self,
+        tenant_id: str,
+        debtor_id: str,
+        channel: str,
+        at: datetime,
+        conversation: bool,
+        action_id: UUID | None,
+    ) -> None:
+        self.contacts.append(
+            {
+                "tenant_id": tenant_id,
+                "debtor_id": debtor_id,
+                "channel": channel,
+                "contacted_at": at,
+                "conversation": conversation,
+            }
+        )
+
+    async def policy_override(self, tenant_id: str, country: str) -> None:
+        return None
+
+    async def record_decision(self, values: dict[str, Any]) -> None:
+        self.decisions.append(values)
+
+    async def settle_action(
+        self, action_id: UUID, status: str, now: datetime, reason: str | None = None
+    ) -> None:
+        self.actions[action_id].update(status=status, status_reason=reason, fired_at=now)
+
+    async def reschedule(self, action_id: UUID, due_at: datetime) -> None:
+        self.actions[action_id].update(due_at=due_at)
 
 
 def segmented(
@@ -256,3 +297,21 @@ async def test_settled_by_the_segmenter_closes_and_new_debt_reopens_with_a_new_p
     await open_case(work, segmented(90_000))
     assert work.repo.cases[("acme-bank", "C-1")]["status"] == "open"
     assert sum(a["status"] == "pending" for a in work.repo.actions.values()) == 2
+
+
+async def test_a_default_plan_email_due_at_night_waits_for_contact_hours(
+    work: FakeWork[FakeOrchestratorRepository],
+) -> None:
+    night = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # a Tuesday, 03:00 in Mexico City
+    await handlers.debtor_segmented_handler(lambda: night, TIMING)(delivered(segmented()), work)
+    assert await fire(work, night) == []
+    seven = datetime(2026, 11, 3, 13, 0, tzinfo=UTC)  # 07:00 there, when contact hours open
+    moved = work.repo.decisions[-1]
+    assert (moved["verdict"], moved["rule_id"], moved["moved_to"]) == (
+        "moved",
+        "mx.contact-hours",
+        seven,
+    )
+    assert await fire(work, seven - timedelta(minutes=1)) == []
+    assert [e.template for e in await fire(work, seven)] == ["first-reminder"]
+    assert work.repo.decisions[-1]["verdict"] == "allowed"

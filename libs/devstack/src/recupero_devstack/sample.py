@@ -8,7 +8,7 @@ behind, so every aging bucket is populated. A few rows are deliberately invalid 
 import csv
 import io
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 COLUMNS = [
     "debtor_id",
@@ -124,3 +124,15 @@ def sample_portfolio(
             ]
         )
     return out.getvalue()
+
+
+def afternoon_zone(now: datetime) -> str:
+    """The IANA fixed-offset zone (UTC-12 .. UTC+11) where it is 14:00-something at `now`.
+
+    Tests and benchmarks that run on the wall clock put debtors there under US rules (Regulation
+    F: 08:00-21:00 every day, email uncapped): the real contact policy then allows a contact
+    whatever the hour they run. The policy is not bypassed; the debtors are chosen.
+    """
+    offset = (14 - now.astimezone(UTC).hour + 12) % 24 - 12
+    # Etc/GMT names count the other way: Etc/GMT-3 is three hours ahead of UTC.
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"

@@ -266,6 +266,20 @@ class DebtorSegmented(EventPayload):
     )
     oldest_due_on: date = Field(description="Due date of the oldest unpaid document.")
     contact: ContactDetails = Field(description="How to reach the debtor.")
+    zone: str | None = Field(
+        default=None,
+        description="The creditor's zone or branch of the debtor, for agents' work queues; null "
+        "when the creditor gave none or this decision did not look it up.",
+        examples=["Lima Norte"],
+    )
+    propensity_score: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="The segmenter's payment-propensity score (0-100, see docs/segmentation.md) "
+        "when the debtor was placed; null when this decision did not compute it.",
+        examples=[45],
+    )
     ruleset_version: str = Field(
         description="Rule set version that decided.", examples=["default-1"]
     )

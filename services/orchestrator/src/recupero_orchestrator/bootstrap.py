@@ -12,6 +12,7 @@ from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.adapters.tables import schema
 from recupero_orchestrator.entrypoints.agents import router as agents_router
 from recupero_orchestrator.entrypoints.api import router
+from recupero_orchestrator.entrypoints.figures import router as figures_router
 from recupero_orchestrator.entrypoints.scheduler import scheduler_loop
 from recupero_orchestrator.entrypoints.strategies import router as strategies_router
 from recupero_orchestrator.settings import OrchestratorSettings
@@ -53,6 +54,7 @@ def bootstrap(
         router,
         strategies_router,
         agents_router,
+        figures_router,
         title="Recupero orchestrator",
         description="Walks debtors through collection strategies; fires `action-due` on time.",
     )

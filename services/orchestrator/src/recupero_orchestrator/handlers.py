@@ -1,5 +1,6 @@
 """Orchestrator use cases: open cases and plan contact (a tenant strategy, or the default plan),
-pause on promises, react to message statuses, stop on payment, fire due actions."""
+pause on promises, react to message statuses, stop on payment, fire due actions (every one of them
+past the contact policy)."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -9,16 +10,12 @@ from typing import Any
 import structlog
 
 from recupero_events import (
-    ActionDue,
-    Channel,
     CollectionStage,
-    ContactDetails,
     DebtorSegmented,
     DecodedEvent,
     MessageSent,
     MessageStatus,
     MessageStatusChanged,
-    Money,
     PaymentReceived,
     PromiseRegistered,
 )
@@ -212,32 +209,13 @@ def message_status_changed_handler(clock: Clock) -> Handler:
 
 
 async def fire_due_actions(uow: Work[OrchestratorRepository], now: datetime, limit: int) -> int:
-    """Handle every pending action whose time has come: the default plan's fire at once, a
-    strategy's go through the planner and the contact policy. Returns how many were claimed."""
+    """Handle every pending action whose time has come: a strategy's go through the planner, and
+    every action, the default plan's too, through the contact policy, which allows, moves or
+    drops it. Returns how many were claimed."""
     due = await uow.repo.claim_due(now, limit)
-    fired = []
     for action in due:
         if action["action_key"] is not None:
             await planning.fire_strategy_action(uow, action, now)
-            continue
-        if action["case_status"] != "open":
-            continue
-        balance = await _outstanding(uow, action["tenant_id"], action["debtor_id"], action)
-        uow.publish(
-            ActionDue(
-                tenant_id=action["tenant_id"],
-                debtor_id=action["debtor_id"],
-                action_id=action["action_id"],
-                channel=Channel(action["channel"]),
-                template=action["template"],
-                strategy=action["strategy"],
-                scheduled_for=action["due_at"],
-                contact=ContactDetails.model_validate(action["contact"]),
-                balance=Money(amount_minor=balance, currency=action["currency"]),
-                days_past_due=action["days_past_due"],
-                oldest_due_on=action["oldest_due_on"],
-            )
-        )
-        fired.append(action["action_id"])
-    await uow.repo.mark_fired(fired, now)
+        elif action["case_status"] == "open":
+            await planning.fire_default_action(uow, action, now)
     return len(due)

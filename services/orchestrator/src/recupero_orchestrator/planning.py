@@ -22,6 +22,7 @@ from recupero_events import (
 )
 from recupero_events import PromiseOutcome as PublishedOutcome
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
+from recupero_orchestrator.domain.agent_work import task_priority
 from recupero_orchestrator.domain.channels import (
     CONTACT_CHANNELS,
     ContactChannel,
@@ -276,8 +277,8 @@ async def _create_task(uow: Uow, case: Row, row: Row, reason: str, now: datetime
             "action_id": row["action_id"],
             "queue": case["stage"],
             "skill": row["channel"],
-            # Bigger balances first; the creditor's score does not reach the orchestrator yet.
-            "priority": max(balance.amount_minor, 0),
+            "zone": case["zone"],
+            "priority": task_priority(balance.amount_minor, case["propensity_score"]),
             "template": row["template"],
             "reason": reason,
             "created_at": now,
@@ -380,6 +381,13 @@ async def fire_strategy_action(uow: Uow, row: Row, now: datetime) -> bool:
         fired = await _decide_and_fire(uow, case, row, now)
     await replan(uow, tenant_id, debtor_id, now)
     return fired
+
+
+async def fire_default_action(uow: Uow, row: Row, now: datetime) -> bool:
+    """Judge one due reminder of the default plan (a debtor whose segment has no strategy): the
+    same contact policy as any strategy step allows, moves or drops it. `row` is a claimed action
+    joined with its case (see `claim_due`)."""
+    return await _decide_and_fire(uow, row, row, now)
 
 
 async def _decide_and_fire(uow: Uow, case: Row, row: Row, now: datetime) -> bool:

@@ -38,9 +38,15 @@ from recupero_segmenter.adapters.repository import (
 )
 from recupero_segmenter.domain.aging import Placement, outstanding
 from recupero_segmenter.domain.defaults import DEFAULT_RULESET_VERSION, default_ruleset
-from recupero_segmenter.domain.evaluation import evaluate, field_values, local_date
+from recupero_segmenter.domain.evaluation import (
+    evaluate,
+    field_values,
+    local_date,
+    propensity_inputs,
+)
 from recupero_segmenter.domain.imported import imported_facts
 from recupero_segmenter.domain.parsing import parse_ruleset
+from recupero_segmenter.domain.propensity import propensity
 from recupero_segmenter.domain.rules import RuleSet
 
 log = structlog.get_logger()
@@ -95,7 +101,8 @@ async def resegment(
     debtor["balance_minor"] = balance
     label, ruleset = await rules.active(uow, tenant_id)
     today = local_date(now, debtor["time_zone"])
-    decision = evaluate(ruleset, field_values(facts_of(debtor), today))
+    facts = facts_of(debtor)
+    decision = evaluate(ruleset, field_values(facts, today))
     target = decision.target
     placement = Placement(
         segment=target.name,
@@ -150,6 +157,9 @@ async def resegment(
             snapshot_as_of=debtor["snapshot_as_of"],
             oldest_due_on=debtor["oldest_due_on"],
             contact=ContactDetails.model_validate(debtor["contact"]),
+            # What the orchestrator routes and ranks agents' tasks by.
+            zone=facts.zone,
+            propensity_score=propensity(propensity_inputs(facts, today)).score,
             ruleset_version=placement.ruleset_version,
             reason=placement.reason,
             evaluated_at=now,

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from recupero_orchestrator.adapters.tables import (
     agent_tasks,
     authorised_channels,
     cases,
+    channel_costs,
     contact_decisions,
     contact_history,
     holds,
@@ -48,10 +49,18 @@ class OrchestratorRepository:
             "snapshot_balance_minor": event.snapshot_balance.amount_minor,
             "currency": event.snapshot_balance.currency,
             "snapshot_as_of": event.snapshot_as_of,
+            "zone": event.zone,
+            "propensity_score": event.propensity_score,
             "status": "open",
             "opened_at": now,
         }
         upsert = insert(cases).values(values)
+        # Not every placement looks zone and score up (the segmenter's bulk re-placements do
+        # not): what is not said is kept.
+        kept = {
+            key: func.coalesce(upsert.excluded[key], cases.c[key])
+            for key in ("zone", "propensity_score")
+        }
         row = (
             await self.session.execute(
                 upsert.on_conflict_do_update(
@@ -62,6 +71,7 @@ class OrchestratorRepository:
                             for key in values
                             if key not in ("status", "opened_at")
                         },
+                        **kept,
                         "updated_at": func.now(),
                     },
                 ).returning(*cases.c)
@@ -796,6 +806,7 @@ class OrchestratorRepository:
         queue: str | None,
         skill: str | None,
         now: datetime,
+        zones: list[str] | None = None,
     ) -> Row | None:
         """The agent's task in hand, else the open task of highest priority, taken so that no
         other agent (or replica) gets it."""
@@ -817,6 +828,8 @@ class OrchestratorRepository:
             query = query.where(agent_tasks.c.queue == queue)
         if skill is not None:
             query = query.where(agent_tasks.c.skill == skill)
+        if zones:
+            query = query.where(agent_tasks.c.zone.in_(zones))
         task_id = await self.session.scalar(
             query.order_by(agent_tasks.c.priority.desc(), agent_tasks.c.created_at)
             .limit(1)
@@ -858,3 +871,138 @@ class OrchestratorRepository:
             query.order_by(agent_tasks.c.status, agent_tasks.c.priority.desc())
         )
         return [dict(row._mapping) for row in result]
+
+    async def queue_depths(self, tenant_id: str) -> list[Row]:
+        """Open and assigned tasks per stage, skill and zone: what a supervisor watches."""
+        result = await self.session.execute(
+            select(
+                agent_tasks.c.queue,
+                agent_tasks.c.skill,
+                agent_tasks.c.zone,
+                func.count().filter(agent_tasks.c.status == "open").label("open"),
+                func.count().filter(agent_tasks.c.status == "assigned").label("assigned"),
+                func.max(agent_tasks.c.priority)
+                .filter(agent_tasks.c.status == "open")
+                .label("top_priority"),
+                func.min(agent_tasks.c.created_at)
+                .filter(agent_tasks.c.status == "open")
+                .label("oldest_open_at"),
+            )
+            .where(
+                agent_tasks.c.tenant_id == tenant_id,
+                agent_tasks.c.status.in_(["open", "assigned"]),
+            )
+            .group_by(agent_tasks.c.queue, agent_tasks.c.skill, agent_tasks.c.zone)
+            .order_by(agent_tasks.c.zone.nulls_last(), agent_tasks.c.queue, agent_tasks.c.skill)
+        )
+        return [dict(row._mapping) for row in result]
+
+    # --- Figures: costs, promises, contact decisions -------------------------------------------
+
+    async def channel_costs(self, tenant_id: str) -> Row | None:
+        row = (
+            await self.session.execute(
+                select(channel_costs.c.currency, channel_costs.c.per_contact).where(
+                    channel_costs.c.tenant_id == tenant_id
+                )
+            )
+        ).one_or_none()
+        return None if row is None else dict(row._mapping)
+
+    async def save_channel_costs(
+        self, tenant_id: str, currency: str, per_contact: dict[str, int]
+    ) -> None:
+        statement = insert(channel_costs).values(
+            tenant_id=tenant_id, currency=currency, per_contact=per_contact
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id"],
+                set_={
+                    "currency": statement.excluded.currency,
+                    "per_contact": statement.excluded.per_contact,
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+    async def variant_contacts_by_channel(
+        self, tenant_id: str, segment: str
+    ) -> list[tuple[str, str, int]]:
+        """(variant, channel, contacts since each debtor's assignment) for the segment."""
+        result = await self.session.execute(
+            text(
+                """
+                SELECT a.strategy_id, h.channel, count(*) AS contacts
+                FROM orchestrator.variant_assignments a
+                JOIN orchestrator.contact_history h
+                  ON h.tenant_id = a.tenant_id AND h.debtor_id = a.debtor_id
+                 AND h.contacted_at >= a.assigned_at
+                WHERE a.tenant_id = :tenant AND a.segment = :segment
+                GROUP BY a.strategy_id, h.channel
+                """
+            ),
+            {"tenant": tenant_id, "segment": segment},
+        )
+        return [(row.strategy_id, row.channel, int(row.contacts)) for row in result]
+
+    async def promise_figures(
+        self,
+        tenant_id: str,
+        registered_from: datetime | None,
+        registered_before: datetime | None,
+        period: str | None,
+        source: str | None,
+    ) -> list[Row]:
+        """Promises by outcome per source, and per period of registration (`period_start`, UTC
+        midnight of the day, ISO week's Monday or month) when `period` is day, week or month."""
+        keys: list[Any] = [promises.c.source]
+        if period is not None:
+            assert period in ("day", "week", "month")  # a unit name, not a value: inlined
+            unit: Any = literal_column(f"'{period}'")
+            truncated = func.date_trunc(unit, promises.c.registered_at, literal_column("'UTC'"))
+            keys.insert(0, truncated.label("period_start"))
+        counts = [
+            func.count().filter(promises.c.status == status).label(status)
+            for status in ("kept", "partially_kept", "broken", "pending", "replaced")
+        ]
+        query = select(*keys, func.count().label("made"), *counts).where(
+            promises.c.tenant_id == tenant_id
+        )
+        if registered_from is not None:
+            query = query.where(promises.c.registered_at >= registered_from)
+        if registered_before is not None:
+            query = query.where(promises.c.registered_at < registered_before)
+        if source is not None:
+            query = query.where(promises.c.source == source)
+        positions: list[Any] = [literal_column(str(n)) for n in range(1, len(keys) + 1)]
+        result = await self.session.execute(query.group_by(*positions).order_by(*positions))
+        return [dict(row._mapping) for row in result]
+
+    async def decision_summary(self, tenant_id: str, since: datetime | None) -> list[Row]:
+        """Contact decisions per verdict and rule: how many, for how many debtors, and the
+        earliest slot a moved action went to."""
+        query = select(
+            contact_decisions.c.verdict,
+            contact_decisions.c.rule_id,
+            func.count().label("decisions"),
+            func.count(contact_decisions.c.debtor_id.distinct()).label("debtors"),
+            func.min(contact_decisions.c.moved_to).label("earliest_moved_to"),
+        ).where(contact_decisions.c.tenant_id == tenant_id)
+        if since is not None:
+            query = query.where(contact_decisions.c.decided_at >= since)
+        result = await self.session.execute(
+            query.group_by(contact_decisions.c.verdict, contact_decisions.c.rule_id).order_by(
+                contact_decisions.c.verdict, func.count().desc()
+            )
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def debtors_decided(self, tenant_id: str, since: datetime | None) -> int:
+        """Debtors with at least one contact decision (since the instant, if given)."""
+        query = select(func.count(contact_decisions.c.debtor_id.distinct())).where(
+            contact_decisions.c.tenant_id == tenant_id
+        )
+        if since is not None:
+            query = query.where(contact_decisions.c.decided_at >= since)
+        return int(await self.session.scalar(query) or 0)

@@ -45,6 +45,10 @@ cases = Table(
     Column("plan_status", Text),
     Column("plan_reason", Text),
     Column("replied_at", DateTime(timezone=True)),
+    # Where agents' tasks for the debtor are routed and how they rank (see domain/agent_work.py);
+    # the last values `debtor-segmented` carried, kept when an event leaves them out.
+    Column("zone", Text),
+    Column("propensity_score", Integer),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant_id", "debtor_id"),
@@ -271,5 +275,23 @@ agent_tasks = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("agent_tasks_open", "tenant_id", "priority", postgresql_where=text("status = 'open'")),
+    Index(
+        "agent_tasks_open_zone",
+        "tenant_id",
+        "zone",
+        "priority",
+        postgresql_where=text("status = 'open'"),
+    ),
     Index("agent_tasks_agent", "tenant_id", "agent_id"),
+)
+
+# A tenant's price of one contact attempt per channel (see domain/costs.py); defaults apply
+# until the tenant sets its own.
+channel_costs = Table(
+    "channel_costs",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("currency", Text, nullable=False),
+    Column("per_contact", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -448,19 +448,22 @@ COUNTRY_DEFAULTS_DOCUMENT: dict[str, dict[str, Any]] = {
         "policy_id": "pe.ley-29571",
         "country": "PE",
         "legal_source": "Ley 29571, Código de Protección y Defensa del Consumidor, art. 62 "
-        "(research default, to be confirmed)",
-        "notes": "No calls, visits or messages between 20:00 and 07:00, on Saturdays, Sundays "
-        "or holidays.",
+        "lit. b (checked against the article's text)",
+        "notes": "The article forbids visits and phone calls between 20:00 and 07:00 and on "
+        "Saturdays, Sundays and holidays; this default applies those hours to every channel, "
+        "the cautious reading.",
         "hours": _hours(_WEEKDAYS_ONLY, "07:00", "20:00"),
         "skip_public_holidays": True,
     },
     "CL": {
         "policy_id": "cl.ley-19496",
         "country": "CL",
-        "legal_source": "Ley 19.496 art. 37 as amended by Ley 21.320 (2021) (research default, "
-        "to be confirmed)",
+        "legal_source": "Ley 19.496 art. 37 as amended by Ley 21.320 (2021); hours are the "
+        "días y horas hábiles of art. 59 Código de Procedimiento Civil (checked against "
+        "summaries of the amended text)",
         "notes": "Monday to Saturday 08:00–20:00; one call or visit a week; at most two other "
-        "contacts (SMS, email, messaging) a week, two days apart.",
+        "remote contacts (SMS, email, messaging) a week, two days apart. 'A week' is read as "
+        "7 rolling days.",
         "hours": _hours(_MON_TO_SAT, "08:00", "20:00"),
         "skip_public_holidays": True,
         "frequency_caps": [

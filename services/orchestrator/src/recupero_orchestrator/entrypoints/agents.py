@@ -4,9 +4,10 @@ call as `promise-registered`)."""
 
 from collections import Counter
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from recupero_events import (
@@ -35,8 +36,11 @@ class AgentTask(BaseModel):
     action_id: UUID
     queue: str = Field(description="Collection stage of the debtor.")
     skill: str = Field(description="agent_call, field_visit or legal_referral.")
-    zone: str | None
-    priority: int = Field(description="Higher first; the debtor's balance in minor units.")
+    zone: str | None = Field(description="The debtor's zone or branch, as the creditor gave it.")
+    priority: int = Field(
+        description="Higher first: the balance (minor units) weighted by the debtor's "
+        "payment-propensity score, `balance x score / 100` (score 50 when unknown)."
+    )
     template: str = Field(description="Script or letter to use.")
     reason: str = Field(description="Why the strategy created the task.")
     status: str = Field(description="`open`, `assigned`, `done` or `cancelled`.")
@@ -82,9 +86,15 @@ async def next_task(
     agent_id: str,
     queue: str | None = None,
     skill: str | None = None,
+    zone: Annotated[
+        list[str] | None,
+        Query(description="Only tasks of these zones (repeat the parameter for several)."),
+    ] = None,
 ) -> AgentTask | Response:
     async with _service(request).unit_of_work() as uow:
-        task = await uow.repo.next_task(tenant_id, agent_id, queue, skill, _now(request))
+        task = await uow.repo.next_task(
+            tenant_id, agent_id, queue, skill, _now(request), zones=zone
+        )
         await uow.commit()
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -160,6 +170,27 @@ async def record_outcome(
         done = await uow.repo.task(tenant_id, task_id)
     assert done is not None
     return AgentTask.model_validate(done)
+
+
+class QueueDepth(BaseModel):
+    queue: str = Field(description="Collection stage.")
+    skill: str
+    zone: str | None = Field(description="Null for debtors whose zone is not known.")
+    open: int = Field(description="Tasks waiting for an agent.")
+    assigned: int = Field(description="Tasks in an agent's hands, not yet done.")
+    top_priority: int | None = Field(description="Priority of the first open task.")
+    oldest_open_at: datetime | None = Field(description="When the longest-waiting task was made.")
+
+
+@router.get(
+    "/agent-queues",
+    response_model=list[QueueDepth],
+    summary="Queue depth per stage, skill and zone (a supervisor's view of the backlog)",
+)
+async def queue_depths(request: Request, tenant_id: TenantId) -> list[QueueDepth]:
+    async with _service(request).unit_of_work() as uow:
+        rows = await uow.repo.queue_depths(tenant_id)
+    return [QueueDepth.model_validate(row) for row in rows]
 
 
 class AgentSummary(BaseModel):

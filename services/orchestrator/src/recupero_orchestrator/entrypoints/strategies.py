@@ -1,5 +1,6 @@
-"""Tenant-scoped API for strategies, champion/challenger variants and their results, contact
-policy overrides, opt-outs and holds, and why a debtor was (or was not) contacted."""
+"""Tenant-scoped API for strategies, champion/challenger variants and their results (with what
+their contacts cost at the tenant's channel prices), contact policy overrides, opt-outs and holds,
+and why a debtor was (or was not) contacted."""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -8,14 +9,20 @@ from uuid import UUID
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from pydantic import BaseModel, Field, ValidationError
 
+from recupero_events import Money
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
-from recupero_orchestrator.domain.channels import ChannelField
+from recupero_orchestrator.domain.channels import ChannelField, ContactChannel
 from recupero_orchestrator.domain.contact_policy import (
     HoldKind,
     LooserThanCountryDefault,
     TenantPolicyOverride,
     default_policy_for,
     tighten,
+)
+from recupero_orchestrator.domain.costs import (
+    DEFAULT_CHANNEL_COSTS,
+    ChannelCosts,
+    cost_per_collected,
 )
 from recupero_orchestrator.domain.strategies import (
     SegmentStrategies,
@@ -25,6 +32,7 @@ from recupero_orchestrator.domain.strategies import (
 )
 from recupero_orchestrator.handlers import Clock
 from recupero_runtime.auth import TenantId
+from recupero_runtime.db import Work
 from recupero_runtime.service import Service
 
 router = APIRouter(prefix="/v1")
@@ -206,6 +214,16 @@ class VariantResult(BaseModel):
     contact_rate: Rate = Field(description="Share of debtors contacted at least once.")
     promise_kept_rate: Rate = Field(description="Kept promises over promises made.")
     promises_made: int
+    contacts_by_channel: dict[str, int] = Field(
+        description="Contacts since assignment, per channel."
+    )
+    cost: MoneyOut = Field(
+        description="What those contacts cost at the tenant's channel prices (`/v1/channel-costs`)."
+    )
+    cost_per_collected: float | None = Field(
+        description="Cost per unit of money collected in the cost's currency (e.g. 0.02: two "
+        "cents per peso); null when nothing was collected in that currency."
+    )
 
 
 @router.get(
@@ -221,13 +239,30 @@ async def variant_results(
         raise _invalid(["confidence: must be between 0 and 1"])
     async with _service(request).unit_of_work() as uow:
         rows = await uow.repo.variant_results(tenant_id, segment)
+        by_channel: dict[str, dict[str, int]] = {}
+        for strategy_id, channel, contacts in await uow.repo.variant_contacts_by_channel(
+            tenant_id, segment
+        ):
+            by_channel.setdefault(strategy_id, {})[channel] = contacts
+        prices = await channel_costs_of(uow, tenant_id)
 
     def rate(successes: int, trials: int) -> Rate:
         estimate = wilson_interval(successes, trials, confidence)
         return Rate.model_validate(estimate, from_attributes=True)
 
+    def costed(row: dict[str, Any]) -> dict[str, Any]:
+        contacts = by_channel.get(row["strategy_id"], {})
+        cost = prices.cost_of({ContactChannel(c): n for c, n in contacts.items()})
+        collected = [Money.model_validate(money) for money in row["collected"]]
+        return {
+            "contacts_by_channel": contacts,
+            "cost": MoneyOut.model_validate(cost, from_attributes=True),
+            "cost_per_collected": cost_per_collected(cost, collected),
+        }
+
     return [
         VariantResult(
+            **costed(row),
             strategy_id=row["strategy_id"],
             debtors=row["debtors"],
             contacts=int(row["contacts"]),
@@ -239,6 +274,52 @@ async def variant_results(
         )
         for row in rows
     ]
+
+
+# --- Channel costs --------------------------------------------------------------------------------
+
+
+async def channel_costs_of(uow: Work[OrchestratorRepository], tenant_id: str) -> ChannelCosts:
+    """The tenant's prices, or the documented defaults until it sets its own."""
+    row = await uow.repo.channel_costs(tenant_id)
+    return DEFAULT_CHANNEL_COSTS if row is None else ChannelCosts.model_validate(row)
+
+
+class ChannelCostsOut(ChannelCosts):
+    is_default: bool = Field(description="True while the tenant has not set its own prices.")
+
+
+@router.get(
+    "/channel-costs",
+    response_model=ChannelCostsOut,
+    tags=["strategies"],
+    summary="The price of one contact attempt per channel (the defaults until the tenant sets its own)",
+)
+async def get_channel_costs(request: Request, tenant_id: TenantId) -> ChannelCostsOut:
+    async with _service(request).unit_of_work() as uow:
+        own = await uow.repo.channel_costs(tenant_id)
+        costs = await channel_costs_of(uow, tenant_id)
+    return ChannelCostsOut(**costs.model_dump(), is_default=own is None)
+
+
+@router.put(
+    "/channel-costs",
+    response_model=ChannelCostsOut,
+    tags=["strategies"],
+    summary="Set the tenant's price per contact attempt for every channel (one currency)",
+)
+async def put_channel_costs(
+    request: Request, tenant_id: TenantId, body: dict[str, Any]
+) -> ChannelCostsOut:
+    try:
+        costs = ChannelCosts.model_validate(body)
+    except ValidationError as error:
+        raise _invalid(_pydantic_errors(error)) from None
+    stored = costs.model_dump(mode="json")
+    async with _service(request).unit_of_work() as uow:
+        await uow.repo.save_channel_costs(tenant_id, stored["currency"], stored["per_contact"])
+        await uow.commit()
+    return ChannelCostsOut(**costs.model_dump(), is_default=False)
 
 
 # --- Contact policy -------------------------------------------------------------------------------
