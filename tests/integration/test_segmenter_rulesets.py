@@ -28,6 +28,7 @@ from recupero_events import (
 )
 from recupero_runtime.auth import hash_api_key
 from recupero_runtime.db import upgrade_schema
+from recupero_runtime.outbox import events_of
 from recupero_runtime.service import Service
 from recupero_segmenter import handlers
 from recupero_segmenter.adapters.repository import SegmenterRepository
@@ -95,12 +96,16 @@ class Segmenter:
         async with self.service.unit_of_work() as uow:
             rows = await uow.session.execute(
                 text(
-                    "SELECT value FROM segmenter.outbox WHERE tenant_id = :t "
-                    "AND topic = 'debtor-segmented' ORDER BY id"
+                    "SELECT event_id::text, debtor_id, batch_events, value FROM segmenter.outbox"
+                    " WHERE tenant_id = :t AND topic = 'debtor-segmented' ORDER BY id"
                 ),
                 {"t": tenant or self.tenant},
             )
-            return [DebtorSegmented.model_validate_json(row.value) for row in rows]
+            return [
+                DebtorSegmented.model_validate_json(payload)
+                for row in rows
+                for _, _, payload in events_of(*row)
+            ]
 
     async def upload(self, document: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         return await self.client.put(

@@ -24,6 +24,7 @@ from recupero_events import (
     PromiseRegistered,
 )
 from recupero_runtime.db import upgrade_schema
+from recupero_runtime.outbox import events_of
 from recupero_runtime.service import Service
 from recupero_segmenter import handlers
 from recupero_segmenter.adapters.repository import SegmenterRepository
@@ -123,12 +124,16 @@ class World:
         async with self.service.unit_of_work() as uow:
             rows = await uow.session.execute(
                 text(
-                    "SELECT value FROM segmenter.outbox WHERE tenant_id = :t "
-                    "AND topic = 'debtor-segmented' ORDER BY id OFFSET :seen"
+                    "SELECT event_id::text, debtor_id, batch_events, value FROM segmenter.outbox"
+                    " WHERE tenant_id = :t AND topic = 'debtor-segmented' ORDER BY id"
                 ),
-                {"t": self.tenant, "seen": self.seen},
+                {"t": self.tenant},
             )
-            events = [DebtorSegmented.model_validate_json(row.value) for row in rows]
+            events = [
+                DebtorSegmented.model_validate_json(payload)
+                for row in rows
+                for _, _, payload in events_of(*row)
+            ][self.seen :]
         self.seen += len(events)
         return events
 

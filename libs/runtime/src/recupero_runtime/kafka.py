@@ -40,6 +40,8 @@ class Publisher:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
+                # Only failures call back: a million deliveries are not a million Python calls.
+                "delivery.report.only.error": True,
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": int(timeout_seconds * 1000),
                 "log_level": 3,

@@ -4,14 +4,13 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -20,8 +19,10 @@ def outbox_table(metadata: MetaData) -> Table:
     """Events written in the same transaction as the state change that caused them.
 
     A row holds the payload JSON and the CloudEvents attributes; the relay turns them into Kafka
-    headers and the `{tenant}:{debtor}` key when it publishes. Bulk writers (an import of 300,000
-    debtors) fill these columns with one INSERT ... SELECT.
+    headers and the `{tenant}:{debtor}` key when it publishes, then deletes the row. Bulk writers
+    (an import of 300,000 debtors) write batch rows instead: `batch_events` events of one tenant,
+    topic and type in one value (see `recupero_runtime.outbox.insert_event_batches`); the column
+    is NULL on a row that is one event.
     """
     return Table(
         "outbox",
@@ -36,8 +37,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("correlation_id", Text),
         Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("value", LargeBinary, nullable=False),
-        Column("published_at", DateTime(timezone=True)),
-        Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Column("batch_events", Integer),
     )
 
 

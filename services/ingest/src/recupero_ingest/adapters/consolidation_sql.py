@@ -10,7 +10,12 @@ Inputs: the temporary table `staged` (validated rows of this import) and the par
 accrual), `:source`, `:correlation_id`.
 """
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Insert, Text, TextClause, bindparam, column, text
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+
+from recupero_events import DebtImported, Topic, event_type_of
+from recupero_ingest.adapters.tables import schema
+from recupero_runtime.outbox import insert_event_batches
 
 CREATE_STAGED = (
     text(
@@ -375,10 +380,11 @@ WRITE_CHANGED_DOCUMENTS = text(
     """
 )
 
-# The `debt-imported` events, straight into the outbox with their CloudEvents attributes; the JSON
-# is concatenated from the parts built above (see BUILD_NEW_DOCUMENTS).
-WRITE_EVENTS = text(
-    """
+# The `debt-imported` events, straight into the outbox in batch rows with their CloudEvents
+# attributes; the JSON is concatenated from the parts built above (see BUILD_NEW_DOCUMENTS).
+_CHANGED_DEBTS = (
+    text(
+        """
     WITH changes AS (
         SELECT debtor_id,
                '[' || coalesce(string_agg(to_json(document_id)::text, ',' ORDER BY document_id)
@@ -389,11 +395,7 @@ WRITE_EVENTS = text(
                                FILTER (WHERE change = 'settled'), '') || ']' AS settled
         FROM document_changes GROUP BY debtor_id
     )
-    INSERT INTO ingest.outbox (event_id, tenant_id, debtor_id, topic, event_type, source,
-                               correlation_id, occurred_at, value)
-    SELECT gen_random_uuid(), :tenant_id, s.debtor_id, 'debt-imported',
-           'com.recupero.debt.imported.v2', :source, :correlation_id, now(),
-           convert_to(
+    SELECT gen_random_uuid() AS event_id, s.debtor_id,
                '{"tenant_id":' || to_json(CAST(:tenant_id AS text))::text
                || ',"debtor_id":' || to_json(s.debtor_id)::text
                || ',"import_id":"' || CAST(:import_id AS text)
@@ -417,11 +419,22 @@ WRITE_EVENTS = text(
                        ELSE coalesce(c.added, '[]') END
                || ',"documents_changed":' || coalesce(c.changed, '[]')
                || ',"documents_settled":' || coalesce(c.settled, '[]')
-               || '}',
-               'UTF8')
+               || '}' AS payload
     FROM new_state s LEFT JOIN changes c USING (debtor_id)
     WHERE s.previous_fingerprint IS DISTINCT FROM s.fingerprint
     """
+    )
+    .columns(column("event_id", PgUUID), column("debtor_id", Text), column("payload", Text))
+    .subquery("events")
+)
+WRITE_EVENTS = insert_event_batches(
+    schema.outbox,
+    _CHANGED_DEBTS,
+    tenant_id=bindparam("tenant_id", type_=Text),
+    topic=Topic.DEBT_IMPORTED.value,
+    event_type=event_type_of(DebtImported),
+    source=bindparam("source", type_=Text),
+    correlation_id=bindparam("correlation_id", type_=Text),
 )
 
 KEEP_REJECTIONS = text(
@@ -454,7 +467,7 @@ REPORT = text(
     """
 )
 
-CONSOLIDATION_STEPS: tuple[tuple[str, TextClause], ...] = (
+CONSOLIDATION_STEPS: tuple[tuple[str, TextClause | Insert], ...] = (
     ("reject_conflicts", REJECT_CONFLICTS),
     ("digest_file", DIGEST_FILE),
     ("find_unchanged", FIND_UNCHANGED),

@@ -266,9 +266,9 @@ class IngestRepository:
         }
         for name, statement in sql.CONSOLIDATION_STEPS:
             started = time.perf_counter()
-            await self.session.execute(
-                statement, {key: params[key] for key in statement.compile().params}
-            )
+            # Each step gets the parameters it names (a missing one fails the execution).
+            wanted = statement.compile().params
+            await self.session.execute(statement, {k: v for k, v in params.items() if k in wanted})
             log.info(
                 "consolidation_step", step=name, seconds=round(time.perf_counter() - started, 3)
             )

@@ -40,6 +40,7 @@ from recupero_events import (
     event_type_of,
 )
 from recupero_runtime.db import prepare_bulk_transaction
+from recupero_runtime.outbox import insert_event_batches
 from recupero_segmenter.adapters.rule_sql import RuleSql
 from recupero_segmenter.adapters.tables import (
     aging_clock,
@@ -131,7 +132,7 @@ def _json_text(value: ColumnElement[Any]) -> ColumnElement[str]:
 def _time_ordered_event_ids(now: datetime) -> ColumnElement[Any]:
     """Event ids for the rows of one statement, as UUIDv7: the time in milliseconds, then random
     bits, then the row's number from a random start. Unlike random UUIDs they are appended at
-    the end of the outbox's unique index instead of landing on a random page of it."""
+    the end of consumers' processed-events indexes instead of landing on random pages of them."""
     milliseconds = int(now.timestamp() * 1000) & (2**48 - 1)
     prefix = f"{milliseconds:012x}7{secrets.randbits(12):03x}"
     # Variant bits `10`, then 62 bits: a random start leaving room for any number of rows.
@@ -589,13 +590,18 @@ class SegmenterRepository:
                 for index, target in enumerate(ruleset.targets())
             ]
         )
+
         # The slice is bounded on both tables, so they are read side by side in key order
         # (a merge join) instead of looking each placement up in the index.
-        where = [d.c.tenant_id == tenant_id, p.c.tenant_id == tenant_id]
-        if after is not None:
-            where += [d.c.debtor_id > after, p.c.debtor_id > after]
-        if upto is not None:
-            where += [d.c.debtor_id <= upto, p.c.debtor_id <= upto]
+        def in_slice(table: Any) -> list[ColumnElement[bool]]:
+            bounds = [table.c.tenant_id == tenant_id]
+            if after is not None:
+                bounds.append(table.c.debtor_id > after)
+            if upto is not None:
+                bounds.append(table.c.debtor_id <= upto)
+            return bounds
+
+        where = in_slice(d) + in_slice(p)
         if time_zone is not None:
             where.append(d.c.time_zone == time_zone)
         # Every debtor has a placement: it is made in the transaction that first stores its
@@ -647,6 +653,9 @@ class SegmenterRepository:
         changed = (
             update(placements)
             .where(
+                # The slice's bounds again: without them PostgreSQL reads every placement of the
+                # portfolio to find the slice's (a million rows for each 50,000-debtor chunk).
+                *in_slice(placements),
                 placements.c.tenant_id == placed.c.tenant_id,
                 placements.c.debtor_id == placed.c.debtor_id,
                 # Only if still where it was evaluated from: a debtor an event (or another
@@ -737,35 +746,22 @@ class SegmenterRepository:
                 Text,
             ),
         )
-        outbox = schema.outbox
-        statement = (
-            insert(outbox)
-            .from_select(
-                [
-                    "event_id",
-                    "tenant_id",
-                    "debtor_id",
-                    "topic",
-                    "event_type",
-                    "source",
-                    "correlation_id",
-                    "value",
-                ],
-                select(
-                    _time_ordered_event_ids(now),
-                    c.tenant_id,
-                    c.debtor_id,
-                    literal(Topic.DEBTOR_SEGMENTED.value, Text),
-                    literal(event_type_of(DebtorSegmented), Text),
-                    literal("recupero/segmenter", Text),
-                    literal(correlation_id, Text),
-                    func.convert_to(payload, literal("UTF8", Text)),
-                ),
-            )
-            .add_cte(history)
-        )
-        result = await self.session.execute(statement)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        events = select(
+            _time_ordered_event_ids(now).label("event_id"),
+            c.debtor_id,
+            payload.label("payload"),
+        ).subquery("events")
+        statement = insert_event_batches(
+            schema.outbox,
+            events,
+            tenant_id=literal(tenant_id, Text),
+            topic=Topic.DEBTOR_SEGMENTED.value,
+            event_type=event_type_of(DebtorSegmented),
+            source=literal("recupero/segmenter", Text),
+            correlation_id=literal(correlation_id, Text),
+        ).add_cte(history)
+        batches = await self.session.scalars(statement.returning(schema.outbox.c.batch_events))
+        return sum(batches)
 
     async def preview(
         self, tenant_id: str, ruleset: RuleSet, zones: list[tuple[str, date]]
