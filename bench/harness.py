@@ -57,13 +57,13 @@ def load_average() -> str:
 
 
 async def start_service(
-    module: str, env: Mapping[str, str], port: int, timeout: float = 180
+    module: str, env: Mapping[str, str], port: int, ready_within_s: float = 180
 ) -> asyncio.subprocess.Process:
     """`python -m <module>` (the service's real entrypoint) on `port`, once `/readyz` says so."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, env={**env, "RECUPERO_HTTP_PORT": str(port)}
     )
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + ready_within_s
     async with httpx.AsyncClient(timeout=10) as client:
         while True:
             if process.returncode is not None or time.monotonic() > deadline:

@@ -1,6 +1,8 @@
 """The runtime kit's delivery guarantees on a real broker and database, through the segmenter:
 a poison message is dead-lettered and the partition keeps flowing; a redelivered event changes
-nothing; what a handler publishes leaves through the outbox after commit."""
+nothing; what a handler publishes leaves through the outbox after commit. Each runs with records
+handled one after the other and with several debtors' records at once (`consumer_concurrency`),
+where one debtor's records must still apply in the order they were produced."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -28,12 +30,15 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
 
-@pytest.fixture
+@pytest.fixture(params=[1, 8], ids=["one-at-a-time", "eight-at-once"])
 async def segmenter(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Service[SegmenterRepository]]:
     settings = SegmenterSettings(
-        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, log_level="WARNING"
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        log_level="WARNING",
+        consumer_concurrency=request.param,
     )
     service, _ = bootstrap(settings, clock=lambda: NOW)
     await service.start()
@@ -43,7 +48,7 @@ async def segmenter(
         await service.stop()
 
 
-def imported(tenant_id: str, debtor_id: str) -> DebtImported:
+def imported(tenant_id: str, debtor_id: str, due_on: date = date(2026, 9, 20)) -> DebtImported:
     return DebtImported(
         tenant_id=tenant_id,
         debtor_id=debtor_id,
@@ -54,12 +59,12 @@ def imported(tenant_id: str, debtor_id: str) -> DebtImported:
             DebtDocument(
                 document_id="F-1",
                 kind=DocumentKind.INVOICE,
-                due_on=date(2026, 9, 20),
+                due_on=due_on,
                 amount=Money(amount_minor=990_000, currency="COP"),
             )
         ],
         balance=Money(amount_minor=990_000, currency="COP"),
-        oldest_due_on=date(2026, 9, 20),
+        oldest_due_on=due_on,
         change="new",
     )
 
@@ -122,3 +127,30 @@ async def test_poison_is_dead_lettered_and_the_partition_keeps_flowing(
         history = await uow.repo.history(tenant, "D-1")
     assert len(history) == 1
     assert history[0]["reason"] == "rule '31-60': 31 <= days_past_due <= 60"
+
+
+async def test_one_debtors_events_apply_in_order_while_other_debtors_run_alongside(
+    segmenter: Service[SegmenterRepository], kafka_bootstrap: str
+) -> None:
+    tenant = f"t-{uuid4().hex[:8]}"
+    debtors = [f"D-{n}" for n in range(12)]
+    # Each debtor's snapshots age it: 1-30, then 31-60, then 91-180 days past due.
+    dues = [date(2026, 10, 20), date(2026, 9, 20), date(2026, 7, 20)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for due_on in dues:
+            for debtor in debtors:
+                event = encode(imported(tenant, debtor, due_on), source="recupero/test")
+                await producer.send(
+                    "debt-imported", event.value, key=event.key, headers=event.headers
+                )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    await read_until(kafka_bootstrap, "debtor-segmented", 3 * len(debtors), tenant.encode())
+    async with segmenter.unit_of_work() as uow:
+        for debtor in debtors:
+            history = await uow.repo.history(tenant, debtor)
+            assert [row["segment"] for row in history] == ["91-180", "31-60", "1-30"], debtor

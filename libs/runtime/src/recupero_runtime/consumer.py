@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -56,6 +56,7 @@ class EventConsumer:
         dead_letters: Publisher,
         max_attempts: int = 3,
         batch_size: int = 100,
+        concurrency: int = 1,
     ) -> None:
         self.name = name
         self._bootstrap = bootstrap_servers
@@ -64,6 +65,7 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
         self._batch_size = batch_size
+        self._concurrency = concurrency
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -83,6 +85,13 @@ class EventConsumer:
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                if self._concurrency > 1:
+                    done_up_to = await self._process_concurrently(batch)
+                    if done_up_to:
+                        await consumer.commit(
+                            {partition: offset + 1 for partition, offset in done_up_to.items()}
+                        )
+                    continue
                 for partition, records in batch.items():
                     done = await self._process_partition(records)
                     if done is not None:
@@ -100,6 +109,38 @@ class EventConsumer:
             await self._process(record)
             last_done = record.offset
         return last_done
+
+    async def _process_concurrently(
+        self, batch: Mapping[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, int]:
+        """Up to `concurrency` records at once, those of one key (one debtor) in order: a
+        handler that waits on a provider does not hold up the other debtors. Returns, per
+        partition, the last offset up to which every record was processed."""
+        slots = asyncio.Semaphore(self._concurrency)
+        processed: set[tuple[TopicPartition, int]] = set()
+
+        async def in_order(partition: TopicPartition, records: list[ConsumerRecord]) -> None:
+            for record in records:
+                if self._stopping.is_set():
+                    return
+                async with slots:
+                    await self._process(record)
+                processed.add((partition, record.offset))
+
+        keys: list[Awaitable[None]] = []
+        for partition, records in batch.items():
+            by_key: dict[bytes | None, list[ConsumerRecord]] = {}
+            for record in records:
+                by_key.setdefault(record.key, []).append(record)
+            keys += [in_order(partition, same_key) for same_key in by_key.values()]
+        await asyncio.gather(*keys)
+        done_up_to: dict[TopicPartition, int] = {}
+        for partition, records in batch.items():
+            for record in records:
+                if (partition, record.offset) not in processed:
+                    break
+                done_up_to[partition] = record.offset
+        return done_up_to
 
     async def _process(self, record: ConsumerRecord) -> None:
         with structlog.contextvars.bound_contextvars(

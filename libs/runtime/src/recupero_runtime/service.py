@@ -44,7 +44,7 @@ class Service(Generic[Repo]):
         self.schema = schema
         self._repositories = repositories
         self._migrations = migrations
-        self.engine = create_engine(settings.database_url)
+        self.engine = create_engine(settings.database_url, settings.database_pool_size)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -95,6 +95,7 @@ class Service(Generic[Repo]):
                 dead_letters=publisher,
                 max_attempts=self.settings.consumer_max_attempts,
                 batch_size=self.settings.consumer_batch_size,
+                concurrency=self.settings.consumer_concurrency,
             )
             for handlers in self._handlers
         ]

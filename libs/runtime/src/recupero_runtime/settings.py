@@ -14,6 +14,8 @@ class ServiceSettings(BaseSettings):
         description="Name used as CloudEvents source, consumer group, schema."
     )
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/recupero"
+    # Connections kept open (10 more may be opened in bursts).
+    database_pool_size: int = Field(default=10, ge=1)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -24,6 +26,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 3
     # Records per poll; keep batch x slowest handler well under Kafka's max.poll.interval (300 s).
     consumer_batch_size: int = 100
+    # Records of different keys (debtors) handled at once; 1: one after the other.
+    consumer_concurrency: int = Field(default=1, ge=1)
     startup_timeout_seconds: float = 120.0
 
     @property
