@@ -3,21 +3,27 @@ which speak the providers' HTTP APIs and send signed callbacks to the notifier's
 
 Each channel reaches its provider once per action and statuses come back as events; forged, stale
 and replayed webhooks are refused and change nothing; a provider answering 500 and then 429 gets
-every message exactly once when it recovers; a debtor's "BAJA" becomes an opt-out event.
+every message exactly once when it recovers, even after a full minute during which the notifier
+parked every delivery in PostgreSQL and was restarted; a debtor's "BAJA" becomes an opt-out event;
+pressing 1 on a call registers a promise.
 """
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
 
 from recupero_devstack._util import free_port
 from recupero_devstack.providers import twilio as twilio_peer
@@ -33,11 +39,15 @@ from recupero_events import (
     MessageStatus,
     MessageStatusChanged,
     Money,
+    PromiseRegistered,
     Topic,
     encode,
 )
+from recupero_notifier.adapters.tables import deliveries
 from recupero_notifier.settings import NotifierSettings
+from recupero_runtime.db import create_engine
 from tests.kafka_reading import EventStream
+from tests.notifier_debtors import known_debtor, new_phone
 from tests.notifier_serving import serving
 
 pytestmark = pytest.mark.integration
@@ -51,6 +61,14 @@ PHONE_NUMBER_ID = "106540352242922"
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
 OUR_NUMBER = "+15005550006"
+# A tenant with provider accounts of its own.
+NORTE = "banco-norte"
+NORTE_NUMBER_ID = "209871234567890"
+NORTE_TOKEN = "norte-access-token"
+NORTE_APP_SECRET = "norte-app-secret"
+NORTE_SID = "AC" + "2" * 32
+NORTE_AUTH_TOKEN = "norte-auth-token"
+NORTE_NUMBER = "+5215550001111"
 
 
 @pytest.fixture
@@ -169,10 +187,6 @@ async def produce(producer: AIOKafkaProducer, payload: ActionDue) -> str:
     return event.event_id
 
 
-def new_phone() -> str:
-    return "+52155" + str(uuid4().int)[:8]
-
-
 def requests_for(peer: WhatsAppCloudPeer | TwilioPeer, action_id: UUID) -> list[dict[str, Any]]:
     """What the provider received for one action (its id travels in callback data or URLs)."""
     found = []
@@ -228,16 +242,204 @@ async def test_every_channel_reaches_its_provider_and_statuses_come_back(
         assert '<Say language="es-MX">Hola, Ana Pérez.' in call["twiml"]
         assert '<Gather numDigits="1"' in call["twiml"]
         answered = await asyncio.to_thread(
-            twilio.call, lambda: twilio.press(call_sent.provider_message_id, "1")
+            twilio.call, lambda: twilio.press(call_sent.provider_message_id, "2")
         )
-        assert answered is not None and "Registramos su intención de pago" in answered
+        assert answered is not None and "Un asesor se comunicará con usted" in answered
         replied = await events.wait_for(status(by_call.action_id, MessageStatus.REPLIED))
         assert isinstance(replied, MessageStatusChanged)
-        assert replied.detail == "ivr 1: promise_to_pay"
+        assert replied.detail == "ivr 2: talk_to_agent"
         await events.wait_for(status(by_call.action_id, MessageStatus.DELIVERED))
         await events.settle(1)
 
     for action in (by_whatsapp, by_sms, by_call):
+        assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+async def test_pressing_1_on_a_call_registers_a_promise_of_the_balance_once(
+    settings: NotifierSettings,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    debtor, phone = f"C-{uuid4().hex[:8]}", new_phone()
+    by_call = action_due(debtor, Channel.IVR, phone)
+    # The policy's latest date, from the debtor's today in their time zone.
+    promised_on = datetime.now(ZoneInfo("America/Mexico_City")).date() + timedelta(
+        days=settings.chatbot_max_promise_days
+    )
+
+    async with (
+        serving(settings),
+        EventStream(kafka_bootstrap, Topic.PROMISE_REGISTERED, timeout_s=TIMEOUT_S) as promises,
+        Events(kafka_bootstrap) as events,
+        httpx.AsyncClient() as http,
+    ):
+        await known_debtor(kafka_bootstrap, settings.database_url, debtor, phone, TENANT)
+        await produce(producer, by_call)
+        call = await events.wait_for(sent(by_call.action_id))
+        assert isinstance(call, MessageSent)
+
+        answered = await asyncio.to_thread(
+            twilio.call, lambda: twilio.press(call.provider_message_id, "1")
+        )
+        promise = await promises.wait_for(
+            lambda p: isinstance(p, PromiseRegistered) and p.debtor_id == debtor
+        )
+        # Twilio retries a gather it got no answer to: the same signed request, refused.
+        [gather] = [c for c in twilio.callbacks() if c["kind"] == "gather"]
+        again = await http.post(
+            gather["url"],
+            data=gather["params"],
+            headers={
+                "X-Twilio-Signature": twilio_peer.signature(
+                    AUTH_TOKEN, gather["url"], gather["params"]
+                )
+            },
+        )
+        await events.wait_for(status(by_call.action_id, MessageStatus.DELIVERED))
+        await promises.settle(1)
+        await events.settle()
+
+    assert again.status_code == 409
+    assert isinstance(promise, PromiseRegistered)
+    assert (promise.tenant_id, promise.source) == (TENANT, "ivr")
+    # The balance as the notifier knows it (`debt-imported`), not the action's.
+    assert promise.amount == Money(amount_minor=1_234_567, currency="MXN")
+    assert promise.promised_on == promised_on
+    spoken_date = f"{promised_on.day} de "
+    assert answered is not None
+    assert "Registramos su promesa de pagar $12,345.67 MXN a más tardar el " in answered
+    assert spoken_date in answered and str(promised_on.year) in answered
+    assert [p for p in promises.payloads if getattr(p, "debtor_id", None) == debtor] == [promise]
+    # A promise, not a reply: the orchestrator pauses the strategy instead of calling an agent.
+    assert not any(status(by_call.action_id, MessageStatus.REPLIED)(p) for p in events.payloads)
+
+
+async def test_each_tenant_sends_from_its_own_accounts_and_only_its_secrets_verify_them(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    notifier_port: int,
+    tmp_path: Path,
+) -> None:
+    # banco-norte has its own WhatsApp Business number and Twilio account; demo-bank uses the
+    # default ones from the settings.
+    whatsapp.add_number(NORTE_NUMBER_ID, access_token=NORTE_TOKEN, app_secret=NORTE_APP_SECRET)
+    twilio.add_account(
+        NORTE_SID,
+        NORTE_AUTH_TOKEN,
+        NORTE_NUMBER,
+        sms_url=f"http://127.0.0.1:{notifier_port}/webhooks/twilio/inbound",
+    )
+    accounts_file = tmp_path / "provider-accounts.json"
+    accounts_file.write_text(
+        json.dumps(
+            {
+                "tenants": {
+                    NORTE: {
+                        "whatsapp": {
+                            "phone_number_id": NORTE_NUMBER_ID,
+                            "access_token": NORTE_TOKEN,
+                            "app_secret": NORTE_APP_SECRET,
+                        },
+                        "twilio": {
+                            "account_sid": NORTE_SID,
+                            "auth_token": NORTE_AUTH_TOKEN,
+                            "from_number": NORTE_NUMBER,
+                        },
+                    }
+                }
+            }
+        )
+    )
+    settings = settings.model_copy(update={"provider_accounts_file": accounts_file})
+    debtor = f"C-{uuid4().hex[:8]}"
+    demo_whatsapp = action_due(debtor, Channel.WHATSAPP, new_phone())
+    demo_sms = action_due(debtor, Channel.SMS, new_phone())
+    norte_whatsapp = action_due(debtor, Channel.WHATSAPP, new_phone()).model_copy(
+        update={"tenant_id": NORTE}
+    )
+    norte_sms = action_due(debtor, Channel.SMS, new_phone()).model_copy(update={"tenant_id": NORTE})
+    actions = (demo_whatsapp, demo_sms, norte_whatsapp, norte_sms)
+
+    async with (
+        serving(settings) as url,
+        Events(kafka_bootstrap) as events,
+        httpx.AsyncClient() as http,
+    ):
+        for action in actions:
+            await produce(producer, action)
+        # Delivered: each account's callbacks were verified with that account's secret.
+        for action in actions:
+            await events.wait_for(status(action.action_id, MessageStatus.DELIVERED))
+
+        [demo_message] = requests_for(whatsapp, demo_whatsapp.action_id)
+        [norte_message] = requests_for(whatsapp, norte_whatsapp.action_id)
+        [demo_text] = requests_for(twilio, demo_sms.action_id)
+        [norte_text] = requests_for(twilio, norte_sms.action_id)
+
+        def signed(body: bytes, secret: str) -> dict[str, str]:
+            return {
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": whatsapp_peer.signature(secret, body),
+            }
+
+        # A read receipt of banco-norte's message, addressed to its number: demo-bank's app
+        # secret does not verify it; banco-norte's does.
+        norte_read = whatsapp.webhook_body(
+            whatsapp.status_value(norte_message, "read"), NORTE_NUMBER_ID
+        )
+        cross_signed = await http.post(
+            f"{url}/webhooks/whatsapp", content=norte_read, headers=signed(norte_read, APP_SECRET)
+        )
+        # Addressed to demo-bank's number and signed with its secret, but about banco-norte's
+        # message: verified, and changes nothing.
+        smuggled = whatsapp.webhook_body(whatsapp.status_value(norte_message, "failed", 131050))
+        smuggled_answer = await http.post(
+            f"{url}/webhooks/whatsapp", content=smuggled, headers=signed(smuggled, APP_SECRET)
+        )
+        genuine = await http.post(
+            f"{url}/webhooks/whatsapp",
+            content=norte_read,
+            headers=signed(norte_read, NORTE_APP_SECRET),
+        )
+        assert (cross_signed.status_code, genuine.status_code) == (401, 200)
+        assert smuggled_answer.status_code == 200
+
+        # Twilio: banco-norte's delivered callback re-signed with demo-bank's token is refused.
+        [delivered] = [
+            c
+            for c in twilio.callbacks()
+            if c["kind"] == "status:delivered" and c["params"]["MessageSid"] == norte_text["sid"]
+        ]
+        failed = {**delivered["params"], "MessageStatus": "failed", "ErrorCode": "30003"}
+        forged = await http.post(
+            delivered["url"],
+            data=failed,
+            headers={
+                "X-Twilio-Signature": twilio_peer.signature(AUTH_TOKEN, delivered["url"], failed)
+            },
+        )
+        assert forged.status_code == 401
+        await events.wait_for(status(norte_whatsapp.action_id, MessageStatus.READ))
+        await events.settle(1)
+
+    # Each tenant's messages left from its own account and number.
+    assert demo_message["phone_number_id"] == PHONE_NUMBER_ID
+    assert norte_message["phone_number_id"] == NORTE_NUMBER_ID
+    assert (demo_text["account_sid"], demo_text["from"]) == (ACCOUNT_SID, OUR_NUMBER)
+    assert (norte_text["account_sid"], norte_text["from"]) == (NORTE_SID, NORTE_NUMBER)
+    norte_statuses = [
+        p.status
+        for p in events.of(norte_whatsapp.action_id) + events.of(norte_sms.action_id)
+        if isinstance(p, MessageStatusChanged)
+    ]
+    assert sorted(norte_statuses) == sorted(
+        [MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.DELIVERED]
+    )
+    for action in actions:
         assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
 
 
@@ -347,6 +549,80 @@ async def test_provider_failing_with_500_then_429_gets_every_message_once(
     for action in actions:
         assert len(requests_for(twilio, action.action_id)) == 1
         assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+OUTAGE_S = 65
+RETRY_AFTER_S = 3
+
+
+async def parked_count(database_url: str, action_ids: list[UUID]) -> int:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            count = await connection.scalar(
+                select(func.count()).where(
+                    deliveries.c.action_id.in_(action_ids),
+                    deliveries.c.status == "retrying",
+                    deliveries.c.parked_action.is_not(None),
+                )
+            )
+        return int(count or 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_minute_of_500s_and_429s_then_every_message_is_delivered_once(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    settings = settings.model_copy(
+        update={
+            "provider_retry_seconds": 2,
+            "parked_retry_initial_seconds": 2,
+            "parked_retry_max_seconds": 10,
+            "parked_retry_poll_seconds": 0.5,
+        }
+    )
+    channels = itertools.cycle([Channel.WHATSAPP, Channel.SMS, Channel.IVR])
+    actions = [action_due(f"C-{uuid4().hex[:8]}", next(channels), new_phone()) for _ in range(20)]
+    ids = [action.action_id for action in actions]
+    loop = asyncio.get_running_loop()
+
+    async with Events(kafka_bootstrap) as events:
+        whatsapp.fail([500, 429], OUTAGE_S, retry_after=RETRY_AFTER_S)
+        twilio.fail([429, 500], OUTAGE_S, retry_after=RETRY_AFTER_S)
+        recovered_at = loop.time() + OUTAGE_S
+        async with serving(settings):
+            for action in actions:
+                await produce(producer, action)
+            # Every one parked in PostgreSQL while the providers fail.
+            async with asyncio.timeout(OUTAGE_S - 10):
+                while await parked_count(settings.database_url, ids) < len(actions):
+                    await asyncio.sleep(0.5)
+        # A restart during the outage: the parked deliveries are only in the database now
+        # (their Kafka offsets were committed when they were parked).
+        assert loop.time() < recovered_at
+        async with serving(settings):
+            await asyncio.sleep(recovered_at - loop.time())
+            # Nothing got through while the providers were down.
+            assert not any(sent(action_id)(p) for p in events.payloads for action_id in ids)
+            for action in actions:
+                await events.wait_for(sent(action.action_id))
+            for action in actions:
+                if action.channel is not Channel.IVR:
+                    await events.wait_for(status(action.action_id, MessageStatus.DELIVERED))
+            await events.settle(2)
+
+    assert loop.time() >= recovered_at
+    for action in actions:
+        peer = whatsapp if action.channel is Channel.WHATSAPP else twilio
+        assert len(requests_for(peer, action.action_id)) == 1, action.channel
+        published = events.of(action.action_id)
+        assert sum(isinstance(p, MessageSent) for p in published) == 1
+    assert await parked_count(settings.database_url, ids) == 0
 
 
 async def test_redelivered_action_due_causes_one_send(

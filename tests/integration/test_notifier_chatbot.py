@@ -6,32 +6,24 @@ middle of a conversation continues it where it was.
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from sqlalchemy import select
 
 from recupero_devstack._util import free_port
 from recupero_devstack.providers.whatsapp import WhatsAppCloudPeer
 from recupero_events import (
-    ContactDetails,
-    DebtDocument,
-    DebtImported,
-    DocumentKind,
     MessageStatus,
     MessageStatusChanged,
     Money,
     PromiseRegistered,
     Topic,
-    encode,
 )
-from recupero_notifier.adapters.tables import debtor_facts
 from recupero_notifier.settings import NotifierSettings
-from recupero_runtime.db import create_engine
 from tests.kafka_reading import EventStream
+from tests.notifier_debtors import TIME_ZONE, known_debtor, new_phone
 from tests.notifier_serving import serving
 
 pytestmark = pytest.mark.integration
@@ -41,7 +33,6 @@ TIMEOUT_S = 60
 APP_SECRET = "test-app-secret"
 ACCESS_TOKEN = "test-access-token"
 PHONE_NUMBER_ID = "106540352242922"
-TIME_ZONE = "America/Mexico_City"
 
 
 @pytest.fixture
@@ -112,57 +103,6 @@ class Debtor:
         # The webhook answers after the bot's texts were sent; a short wait covers stragglers.
         await asyncio.sleep(0.2)
         return self.answers()[before:]
-
-
-def debt_imported(debtor_id: str, phone: str) -> DebtImported:
-    return DebtImported(
-        tenant_id=TENANT,
-        debtor_id=debtor_id,
-        import_id=uuid4(),
-        as_of=datetime.now(UTC) - timedelta(hours=1),
-        contact=ContactDetails(name="Ana Pérez", phone=phone, country="MX", time_zone=TIME_ZONE),
-        documents=[
-            DebtDocument(
-                document_id="FC-0001",
-                kind=DocumentKind.INVOICE,
-                due_on=date(2026, 3, 5),
-                amount=Money(amount_minor=1_234_567, currency="MXN"),
-            )
-        ],
-        balance=Money(amount_minor=1_234_567, currency="MXN"),
-        oldest_due_on=date(2026, 3, 5),
-        change="new",
-    )
-
-
-async def known_debtor(
-    producer_bootstrap: str, database_url: str, debtor_id: str, phone: str
-) -> None:
-    """Publish the debtor's `debt-imported` and wait until the notifier recorded it."""
-    producer = AIOKafkaProducer(bootstrap_servers=producer_bootstrap, acks="all")
-    await producer.start()
-    try:
-        event = encode(debt_imported(debtor_id, phone), source="recupero/ingest")
-        await producer.send_and_wait(event.topic, event.value, key=event.key, headers=event.headers)
-    finally:
-        await producer.stop()
-    engine = create_engine(database_url)
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            while True:
-                async with engine.connect() as connection:
-                    found = await connection.scalar(
-                        select(debtor_facts.c.debtor_id).where(debtor_facts.c.phone == phone)
-                    )
-                if found is not None:
-                    return
-                await asyncio.sleep(0.2)
-    finally:
-        await engine.dispose()
-
-
-def new_phone() -> str:
-    return "+52155" + str(uuid4().int)[:8]
 
 
 async def test_from_first_message_to_a_registered_promise_across_a_restart(

@@ -1,5 +1,6 @@
 """The WhatsApp bot's conversation, as a debtor drives it: pure, no I/O."""
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -16,8 +17,10 @@ from recupero_notifier.domain.chatbot import (
     Turn,
     parse_amount,
     parse_date,
+    promise_of_the_balance,
     reply,
 )
+from recupero_notifier.domain.replies import ivr_promise_confirmation
 
 # 10:00 in Mexico City on 2026-08-10.
 NOW = datetime(2026, 8, 10, 16, 0, tzinfo=UTC)
@@ -191,3 +194,14 @@ def test_dates_in_the_styles_debtors_write() -> None:
     assert parse_date("15/08", today) == date(2026, 8, 15)
     assert parse_date("05/01", today) == date(2027, 1, 5)
     assert parse_date("Hoy", today) == today
+
+
+def test_a_key_pressed_on_a_call_promises_the_balance_by_the_policys_last_day() -> None:
+    # 22:30 on 2026-08-10 in Mexico City is already the 11th in UTC: the debtor's today counts.
+    late_evening = datetime(2026, 8, 11, 4, 30, tzinfo=UTC)
+    assert promise_of_the_balance(FACTS, late_evening) == RegisterPromise(
+        1_234_567, "MXN", date(2026, 9, 9)
+    )
+    assert promise_of_the_balance(replace(FACTS, balance_minor=0), NOW) is None
+    spoken = ivr_promise_confirmation("$12,345.67 MXN", date(2026, 9, 9))
+    assert "pagar $12,345.67 MXN a más tardar el 9 de septiembre de 2026" in spoken

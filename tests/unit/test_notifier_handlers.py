@@ -33,7 +33,7 @@ from recupero_notifier.adapters.providers import (
     TokenBucket,
 )
 from recupero_notifier.adapters.repository import Delivery, DeliveryState
-from recupero_notifier.adapters.templates import JinjaTemplates
+from recupero_notifier.adapters.templates import JinjaTemplates, TemplateSource
 from recupero_notifier.domain.messages import (
     NoEmailAddress,
     OutgoingEmail,
@@ -44,6 +44,7 @@ from recupero_notifier.domain.messages import (
 )
 from recupero_notifier.domain.money import format_money
 from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
+from recupero_notifier.domain.retries import ParkingBackoff
 from recupero_notifier.handlers import carry_out_action
 
 pytestmark = pytest.mark.unit
@@ -209,7 +210,7 @@ class FakeDeliveries:
         row = self.rows.get(action_id)
         if row is None or row["tenant_id"] != tenant_id:
             return None
-        return DeliveryState(row["status"], row.get("last_attempt_at"))
+        return DeliveryState(row["status"], row.get("last_attempt_at"), row.get("retry_at"))
 
     async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
         row = self.rows.setdefault(
@@ -243,6 +244,11 @@ class FakeDeliveries:
     ) -> None:
         self.rows[action_id].update(status=status, failure=reason)
 
+    async def park(self, action: ActionDue, status: str, reason: str, retry_at: datetime) -> None:
+        self.rows[action.action_id].update(
+            status=status, failure=reason, parked_action=action, retry_at=retry_at
+        )
+
     async def record_unsupported_channel(self, action: ActionDue) -> None:
         self.rows.setdefault(
             action.action_id,
@@ -251,6 +257,12 @@ class FakeDeliveries:
 
     async def session_open_since(self, channel: str, address: str, since: datetime) -> bool:
         return False
+
+    async def active_template(
+        self, tenant_id: str, name: str, keys: tuple[str, ...]
+    ) -> TemplateSource | None:
+        # No tenant overrides here: the shipped templates (overrides are tested on PostgreSQL).
+        return None
 
     async def claim_callback(self, provider: str, callback_key: str) -> bool:
         raise NotImplementedError("callbacks are tested on PostgreSQL")
@@ -322,6 +334,7 @@ class Notifier:
             channels={Channel.EMAIL: EmailChannel(self.sender)},
             templates=self.templates,
             unconfirmed_wait=timedelta(seconds=60),
+            backoff=ParkingBackoff(initial=timedelta(seconds=5), maximum=timedelta(minutes=5)),
         )
         # Like the consumer's unit of work: events leave only when the handler returns.
         self.published.extend(uow.published)
@@ -416,15 +429,36 @@ async def test_refused_email_fails_the_delivery_and_reports_it_for_fallback(
     assert notifier.journal.count("smtp called") == 1
 
 
-async def test_unavailable_provider_leaves_the_action_retrying(templates: JinjaTemplates) -> None:
+async def test_unavailable_provider_parks_the_action_until_retry_after(
+    templates: JinjaTemplates,
+) -> None:
     notifier = Notifier(templates)
-    notifier.sender.fail_with = ProviderUnavailable("SMTP 421: try later")
+    notifier.sender.fail_with = ProviderUnavailable("SMTP 421: try later", retry_after=120)
+    before = datetime.now(UTC)
 
-    with pytest.raises(ProviderUnavailable):
-        await notifier.handle(action())
+    # Parked, not raised: the consumer moves on and nothing is dead-lettered.
+    await notifier.handle(action())
 
-    assert notifier.repo.rows[ACTION_ID]["status"] == "retrying"
+    row = notifier.repo.rows[ACTION_ID]
+    assert row["status"] == "retrying"
+    assert row["parked_action"] == action()
+    assert row["retry_at"] >= before + timedelta(seconds=120)
     assert notifier.published == []
+
+    # The same action redelivered while parked is left to the retry worker.
+    notifier.sender.fail_with = None
+    await notifier.handle(action())
+    assert notifier.sender.sent == []
+
+
+def test_parking_backoff_doubles_up_to_its_maximum_and_honours_retry_after() -> None:
+    backoff = ParkingBackoff(initial=timedelta(seconds=5), maximum=timedelta(seconds=60))
+    delays = [backoff.delay(attempt, None) for attempt in (1, 2, 3, 10)]
+    assert timedelta(seconds=4) <= delays[0] <= timedelta(seconds=5)
+    assert timedelta(seconds=8) <= delays[1] <= timedelta(seconds=10)
+    assert timedelta(seconds=16) <= delays[2] <= timedelta(seconds=20)
+    assert timedelta(seconds=48) <= delays[3] <= timedelta(seconds=60)
+    assert backoff.delay(1, 30) == timedelta(seconds=30)
 
 
 @pytest.mark.parametrize(

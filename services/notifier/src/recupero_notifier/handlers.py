@@ -13,8 +13,11 @@ Exactly-once-visible delivery of an action, on every channel:
    provider: the idempotency record exists before the provider can have seen the message.
 5. Send. The adapter retries 429/5xx with backoff and respects the provider's rate limit.
    A permanent refusal marks the delivery `failed` and publishes `message-status-changed`
-   (failed, with the reason) so the orchestrator falls back to another channel; a provider still
-   unavailable after the retries marks it `retrying` and the consumer tries again later.
+   (failed, with the reason) so the orchestrator falls back to another channel. A provider still
+   unavailable after the retries, or an outcome left unknown, PARKS the delivery: the action is
+   kept in its row with a `retry_at` (backoff, never before Retry-After), the Kafka message is
+   done, and the retry worker (`resume_parked`) sends it again from PostgreSQL, through these
+   same steps, until the provider takes it. Nothing is dead-lettered for an outage.
 6. In the consumer's unit of work: mark `sent` and publish `message-sent` through the outbox; both
    commit with the inbox entry of the event, or not at all.
 
@@ -27,7 +30,8 @@ an agent: the conversation state and the bot's events commit with the inbound me
 are sent after that commit.
 """
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,12 +52,25 @@ from recupero_events import (
     PromiseRegistered,
 )
 from recupero_notifier.adapters.channels import ChannelAdapter
-from recupero_notifier.adapters.providers import NotAccepted, ProviderRefused
+from recupero_notifier.adapters.providers import (
+    NotAccepted,
+    OutcomeUnknown,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 from recupero_notifier.adapters.repository import Delivery, DeliveryState, KnownDebtor
-from recupero_notifier.adapters.templates import JinjaTemplates
+from recupero_notifier.adapters.templates import JinjaTemplates, TenantTemplates
 from recupero_notifier.domain import chatbot
-from recupero_notifier.domain.messages import ReminderContext
-from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
+from recupero_notifier.domain.money import format_money
+from recupero_notifier.domain.replies import (
+    IVR_AGENT,
+    IVR_INVALID,
+    IvrChoice,
+    is_opt_out,
+    ivr_choice,
+    ivr_promise_confirmation,
+)
+from recupero_notifier.domain.retries import ParkingBackoff
 from recupero_runtime.consumer import RetryLater
 from recupero_runtime.db import Work
 
@@ -64,7 +81,7 @@ SESSION_WINDOW = timedelta(hours=24)
 DETAIL_LENGTH = 200
 
 
-class Deliveries(Protocol):
+class Deliveries(TenantTemplates, Protocol):
     """The delivery records the handlers need (`adapters.repository.NotifierRepository`)."""
 
     async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None: ...
@@ -80,6 +97,12 @@ class Deliveries(Protocol):
     async def mark_not_accepted(
         self, tenant_id: str, action_id: UUID, status: str, reason: str
     ) -> None: ...
+
+    async def park(
+        self, action: ActionDue, status: str, reason: str, retry_at: datetime
+    ) -> None: ...
+
+    async def claim_parked(self, limit: int, lease_until: datetime) -> list[ActionDue]: ...
 
     async def record_unsupported_channel(self, action: ActionDue) -> None: ...
 
@@ -99,6 +122,10 @@ class Deliveries(Protocol):
 
     async def debtors_at(self, phone: str, max_promise_days: int) -> list[KnownDebtor]: ...
 
+    async def debtor(
+        self, tenant_id: str, debtor_id: str, max_promise_days: int
+    ) -> KnownDebtor | None: ...
+
     async def conversation_for_update(
         self, tenant_id: str, debtor_id: str, channel: str
     ) -> chatbot.ChatState | None: ...
@@ -114,7 +141,8 @@ class AttemptUnit(Work[Deliveries], Protocol):
     async def commit(self) -> None: ...
 
 
-AttemptUnits = Callable[[], AbstractAsyncContextManager[AttemptUnit]]
+AttemptUnitContext = AbstractAsyncContextManager[AttemptUnit]
+AttemptUnits = Callable[[], AttemptUnitContext]
 
 
 class AwaitingProviderCallback(RetryLater):
@@ -133,11 +161,14 @@ async def carry_out_action(
     channels: Mapping[Channel, ChannelAdapter],
     templates: JinjaTemplates,
     unconfirmed_wait: timedelta,
+    backoff: ParkingBackoff,
+    resuming_parked: bool = False,
 ) -> None:
     """Contact the debtor as the action says, at most once as the debtor sees it.
 
     `uow` is the consumer's unit of work; `attempts` opens a separate one (the service's
     `unit_of_work` factory) whose commit does not wait for the provider call.
+    `resuming_parked`: the retry worker sends a parked delivery (anyone else leaves it alone).
     """
     adapter = channels.get(action.channel)
     if adapter is None:
@@ -152,6 +183,10 @@ async def carry_out_action(
     if state is not None and state.status in ("sent", "failed"):
         log.info("action_already_delivered", action_id=str(action.action_id), status=state.status)
         return
+    if state is not None and state.retry_at is not None and not resuming_parked:
+        # A redelivered or re-emitted action whose delivery is parked: the worker sends it.
+        log.info("action_parked", action_id=str(action.action_id), retry_at=state.retry_at)
+        return
     now = datetime.now(UTC)
     if (
         state is not None
@@ -165,7 +200,8 @@ async def carry_out_action(
             f"{state.last_attempt_at.isoformat()} is unknown; waiting for the provider's callback"
         )
 
-    rendered = templates.render(action.template, ReminderContext.for_action(action))
+    # The tenant's template for the debtor's locale, else the shipped one (`adapters.templates`).
+    rendered = await templates.render_action(action, uow.repo)
     recipient = adapter.recipient(action)
     session_open = action.channel is Channel.WHATSAPP and await uow.repo.session_open_since(
         action.channel.value, recipient, now - SESSION_WINDOW
@@ -198,7 +234,16 @@ async def carry_out_action(
         )
         log.warning("message_refused", action_id=str(action.action_id), reason=refused.reason)
         return
+    except (ProviderUnavailable, OutcomeUnknown) as unavailable:
+        # Parked, not retried here: the partition moves on, and the row survives a restart.
+        await _park(action, attempt, unavailable, attempts, unconfirmed_wait, backoff)
+        return
     except NotAccepted as not_accepted:
+        if resuming_parked:
+            # Rejected credentials: no Kafka message to dead-letter, so the delivery stays
+            # parked (and logged) until an operator fixes the account.
+            await _park(action, attempt, not_accepted, attempts, unconfirmed_wait, backoff)
+            return
         async with attempts() as attempt_uow:
             await attempt_uow.repo.mark_not_accepted(
                 action.tenant_id, action.action_id, "retrying", str(not_accepted)
@@ -230,6 +275,91 @@ async def carry_out_action(
         )
 
 
+async def _park(
+    action: ActionDue,
+    attempt: int,
+    reason: Exception,
+    attempts: AttemptUnits,
+    unconfirmed_wait: timedelta,
+    backoff: ParkingBackoff,
+) -> None:
+    """Keep the action in its delivery row for the retry worker: after the callback wait when
+    the outcome is unknown (`sending`), else after the backoff and the provider's Retry-After
+    (`retrying`)."""
+    unknown = isinstance(reason, OutcomeUnknown)
+    retry_after = reason.retry_after if isinstance(reason, ProviderUnavailable) else None
+    delay = unconfirmed_wait if unknown else backoff.delay(attempt, retry_after)
+    async with attempts() as attempt_uow:
+        await attempt_uow.repo.park(
+            action,
+            "sending" if unknown else "retrying",
+            str(reason),
+            datetime.now(UTC) + delay,
+        )
+        await attempt_uow.commit()
+    log.warning(
+        "delivery_parked",
+        action_id=str(action.action_id),
+        attempt=attempt,
+        retry_in_seconds=round(delay.total_seconds(), 1),
+        reason=str(reason),
+    )
+
+
+@dataclass(frozen=True)
+class ActionDelivery:
+    """`carry_out_action` with what the service wired: for the consumer and the retry worker."""
+
+    attempts: AttemptUnits
+    channels: Mapping[Channel, ChannelAdapter]
+    templates: JinjaTemplates
+    unconfirmed_wait: timedelta
+    backoff: ParkingBackoff
+
+    async def carry_out(
+        self, action: ActionDue, uow: Work[Deliveries], *, resuming_parked: bool = False
+    ) -> None:
+        await carry_out_action(
+            action,
+            uow,
+            attempts=self.attempts,
+            channels=self.channels,
+            templates=self.templates,
+            unconfirmed_wait=self.unconfirmed_wait,
+            backoff=self.backoff,
+            resuming_parked=resuming_parked,
+        )
+
+    async def resume_parked(self, action: ActionDue, uow: Work[Deliveries]) -> None:
+        await self.carry_out(action, uow, resuming_parked=True)
+
+
+async def resume_parked(
+    units: AttemptUnits,
+    *,
+    batch_size: int,
+    lease: timedelta,
+    carry: Callable[[ActionDue, AttemptUnit], Awaitable[None]],
+) -> int:
+    """Send the parked deliveries that are due: claim a batch (leased, committed), then carry
+    out each action in a unit of work of its own, as the consumer would. Returns how many."""
+    async with units() as claim:
+        parked = await claim.repo.claim_parked(batch_size, datetime.now(UTC) + lease)
+        await claim.commit()
+
+    async def resume(action: ActionDue) -> None:
+        try:
+            async with units() as uow:
+                await carry(action, uow)
+                await uow.commit()
+        except Exception:
+            # Still parked: its lease ends and it is claimed again.
+            log.exception("parked_delivery_failed", action_id=str(action.action_id))
+
+    await asyncio.gather(*(resume(action) for action in parked))
+    return len(parked)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusReport:
     """A provider's signed word about one message it took."""
@@ -245,12 +375,23 @@ class StatusReport:
     callback_key: str
 
 
-async def apply_status_report(report: StatusReport, uow: Work[Deliveries]) -> None:
+def any_tenant(tenant_id: str) -> bool:
+    return True
+
+
+async def apply_status_report(
+    report: StatusReport,
+    uow: Work[Deliveries],
+    tenant_served: Callable[[str], bool] = any_tenant,
+) -> None:
+    """`tenant_served`: whose messages the reporting account may speak about; a status about
+    another tenant's message (signed with one tenant's secret) changes nothing."""
     if not await uow.repo.claim_callback(report.provider, report.callback_key):
         raise CallbackReplayed(f"{report.provider} callback {report.callback_key}")
     delivery = await uow.repo.delivery_for_callback(report.action_id)
     if (
         delivery is None
+        or not tenant_served(delivery.tenant_id)
         or delivery.provider != report.provider
         or delivery.message_id not in (None, report.message_id)
     ):
@@ -320,7 +461,10 @@ class OutgoingText:
 
 
 async def apply_inbound_reply(
-    reply: InboundReply, uow: Work[Deliveries], bot: ChatbotPolicy | None = None
+    reply: InboundReply,
+    uow: Work[Deliveries],
+    bot: ChatbotPolicy | None = None,
+    tenant_served: Callable[[str], bool] = any_tenant,
 ) -> list[OutgoingText]:
     """A reply is published against the latest message the debtor got on that channel. An
     opt-out keyword is published for every creditor that wrote to this number on this channel:
@@ -330,9 +474,14 @@ async def apply_inbound_reply(
         raise CallbackReplayed(f"{reply.provider} inbound {reply.callback_key}")
     await uow.repo.note_inbound(reply.channel.value, reply.address, reply.received_at)
     opt_out = is_opt_out(reply.text)
-    deliveries = await uow.repo.deliveries_to(reply.channel.value, reply.address)
+    # Only the tenants of the number the debtor wrote to hear about it.
+    deliveries = [
+        delivery
+        for delivery in await uow.repo.deliveries_to(reply.channel.value, reply.address)
+        if tenant_served(delivery.tenant_id)
+    ]
     if not opt_out and bot is not None and reply.channel is Channel.WHATSAPP:
-        answered = await _converse(reply, deliveries, uow, bot)
+        answered = await _converse(reply, deliveries, uow, bot, tenant_served)
         if answered is not None:
             return answered
     if not deliveries:
@@ -355,11 +504,19 @@ async def apply_inbound_reply(
 
 
 async def _converse(
-    reply: InboundReply, deliveries: list[Delivery], uow: Work[Deliveries], bot: ChatbotPolicy
+    reply: InboundReply,
+    deliveries: list[Delivery],
+    uow: Work[Deliveries],
+    bot: ChatbotPolicy,
+    tenant_served: Callable[[str], bool],
 ) -> list[OutgoingText] | None:
     """The bot's turn; None when the bot does not answer (unknown debtor, or an agent's
     conversation), so the message is passed on as a reply."""
-    known = await uow.repo.debtors_at(reply.address, bot.max_promise_days)
+    known = [
+        debtor
+        for debtor in await uow.repo.debtors_at(reply.address, bot.max_promise_days)
+        if tenant_served(debtor.tenant_id)
+    ]
     if not known:
         return None
     # A number shared by debtors of several creditors talks about the latest one that wrote.
@@ -453,16 +610,47 @@ async def apply_ivr_digits(
     digits: str,
     at: datetime,
     uow: Work[Deliveries],
-) -> IvrChoice | None:
-    """The debtor pressed a key on a collection call: published as a reply saying what they
-    chose. Returns the choice (None for a key the menu does not offer)."""
+    max_promise_days: int,
+    tenant_served: Callable[[str], bool] = any_tenant,
+) -> str:
+    """The debtor pressed a key on a collection call; returns what the caller hears.
+
+    1 registers a promise to pay the balance the notifier knows (`debt-imported` less payments)
+    by the latest date the tenant's promise policy allows (the bot's, `chatbot.promise_window`);
+    its id derives from the call, so a replayed gather cannot register it twice. 2, any other
+    key, or a 1 from a debtor whose balance is unknown is published as a reply, which hands the
+    case to an agent."""
     if not await uow.repo.claim_callback(provider, f"{call_sid}:gather"):
         raise CallbackReplayed(f"{provider} gather {call_sid}")
     choice = ivr_choice(digits)
     delivery = await uow.repo.delivery_for_callback(action_id)
-    if delivery is None or delivery.message_id not in (None, call_sid):
+    if (
+        delivery is None
+        or not tenant_served(delivery.tenant_id)
+        or delivery.message_id not in (None, call_sid)
+    ):
         log.warning("digits_for_unknown_call", call_sid=call_sid)
-        return choice
+        return IVR_INVALID if choice is None else IVR_AGENT
+    detail = f"ivr {digits}: {choice.value if choice else 'not an option'}"
+    if choice is IvrChoice.PROMISE_TO_PAY:
+        known = await uow.repo.debtor(delivery.tenant_id, delivery.debtor_id, max_promise_days)
+        promise = None if known is None else chatbot.promise_of_the_balance(known.facts, at)
+        if promise is not None:
+            uow.publish(
+                PromiseRegistered(
+                    tenant_id=delivery.tenant_id,
+                    debtor_id=delivery.debtor_id,
+                    promise_id=uuid5(NAMESPACE_URL, f"{provider}:{call_sid}:promise"),
+                    amount=Money(amount_minor=promise.amount_minor, currency=promise.currency),
+                    promised_on=promise.promised_on,
+                    source="ivr",
+                    registered_at=at,
+                )
+            )
+            return ivr_promise_confirmation(
+                format_money(promise.amount_minor, promise.currency), promise.promised_on
+            )
+        detail += " (balance unknown: to an agent)"
     uow.publish(
         MessageStatusChanged(
             tenant_id=delivery.tenant_id,
@@ -471,7 +659,7 @@ async def apply_ivr_digits(
             channel=Channel.IVR,
             status=MessageStatus.REPLIED,
             occurred_at=at,
-            detail=f"ivr {digits}: {choice.value if choice else 'not an option'}",
+            detail=detail,
         )
     )
-    return choice
+    return IVR_INVALID if choice is None else IVR_AGENT

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from recupero_runtime.settings import ServiceSettings
@@ -8,6 +10,11 @@ class NotifierSettings(ServiceSettings):
     http_port: int = 8004
     # How providers reach our webhooks; Twilio signs this exact URL.
     public_url: str = "http://127.0.0.1:8004"
+    # Actions of different debtors carried out at once: each mostly waits on its provider.
+    # Each holds two connections (the delivery's own transaction and the consumer's), so the
+    # pool keeps more than twice as many, and webhooks still find one.
+    consumer_concurrency: int = Field(default=16, ge=1)
+    database_pool_size: int = Field(default=40, ge=1)
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -31,6 +38,9 @@ class NotifierSettings(ServiceSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from_number: str | None = None
     twilio_messages_per_second: float = Field(default=100.0, ge=0)
+    # Tenants' own WhatsApp and Twilio accounts (`adapters.accounts`), a JSON file mounted from
+    # the secret store; tenants not in it use the accounts above.
+    provider_accounts_file: Path | None = None
 
     provider_timeout_seconds: float = 10.0
     # How long one attempt retries 429/5xx with backoff before the consumer takes over.
@@ -38,8 +48,18 @@ class NotifierSettings(ServiceSettings):
     # An attempt whose outcome is unknown waits this long for the provider's callback before
     # the action is sent again.
     unconfirmed_attempt_wait_seconds: float = 60.0
+    # A delivery still unavailable after those retries is parked in PostgreSQL and tried again
+    # after this delay, doubling per attempt up to the maximum (never before Retry-After).
+    parked_retry_initial_seconds: float = Field(default=5.0, gt=0)
+    parked_retry_max_seconds: float = Field(default=300.0, gt=0)
+    # How often the retry worker looks for parked deliveries that are due, and how many at once.
+    parked_retry_poll_seconds: float = Field(default=1.0, gt=0)
+    parked_retry_batch_size: int = Field(default=100, ge=1)
     # Signed WhatsApp notifications older than this are refused as replays.
     webhook_max_age_seconds: float = 300.0
+
+    # The `payment_link` of every template: `{tenant_id}` and `{debtor_id}` are filled in.
+    payment_link_url: str = "https://pagos.recupero.local/{tenant_id}/{debtor_id}"
 
     # The WhatsApp self-service bot answers debtors whose debt the notifier knows.
     chatbot_enabled: bool = True

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -22,15 +24,43 @@ from recupero_devstack._util import LocalServer
 
 _T = TypeVar("_T")
 
+log = logging.getLogger(__name__)
+
+# Callbacks in flight at once. A task per callback piled thousands of waiters onto the HTTP
+# client's pool when the receiver was slower than the API, and the pool's bookkeeping is
+# quadratic in its waiters: the peer fell to ~14 requests a second, spending ~50 ms of CPU on each.
+CALLBACK_SENDERS = 16
+
 Record = dict[str, Any]
+
+
+OUTAGE_STATUSES = (429, 500, 503)
 
 
 @dataclass
 class Outage:
-    """Every API request fails with `status` until `until` (monotonic seconds)."""
+    """Every API request fails until `until` (monotonic seconds), with each of `statuses` in
+    turn; 429 and 503 carry `Retry-After: retry_after` when it is set."""
 
-    status: int
+    statuses: tuple[int, ...]
     until: float
+    retry_after: int | None = None
+    served: int = 0
+
+    @property
+    def status(self) -> int:
+        return self.statuses[0]
+
+
+def tenant_accounts(path: str | None, provider: str) -> list[dict[str, Any]]:
+    """The tenants' accounts of one provider (`whatsapp`, `twilio`) in the notifier's provider
+    accounts file (`RECUPERO_PROVIDER_ACCOUNTS_FILE`), so a peer serves the accounts the
+    notifier sends from."""
+    if path is None:
+        return []
+    with open(path, encoding="utf-8") as file:
+        tenants = json.load(file).get("tenants", {})
+    return [accounts[provider] for accounts in tenants.values() if provider in accounts]
 
 
 class ProviderPeer(LocalServer):
@@ -49,6 +79,7 @@ class ProviderPeer(LocalServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._backlog: asyncio.Queue[Coroutine[Any, Any, object]] | None = None
 
     @property
     def url(self) -> str:
@@ -71,23 +102,33 @@ class ProviderPeer(LocalServer):
             self._received.clear()
             self._callbacks.clear()
 
-    def fail(self, status: int, seconds: float) -> None:
-        """Answer every API request with `status` (500 or 429) for the next `seconds`."""
-        if status not in (429, 500, 503):
-            raise ValueError(f"outage status must be 429, 500 or 503, not {status}")
+    def fail(
+        self, status: int | Sequence[int], seconds: float, retry_after: int | None = None
+    ) -> None:
+        """Answer every API request with `status` (500, 429, 503; several take turns) for the
+        next `seconds`; 429 and 503 say `Retry-After: retry_after` when given."""
+        statuses = (status,) if isinstance(status, int) else tuple(status)
+        if not statuses or any(code not in OUTAGE_STATUSES for code in statuses):
+            raise ValueError(f"outage statuses must be among {OUTAGE_STATUSES}, not {statuses}")
         with self._lock:
-            self._outage = Outage(status, time.monotonic() + seconds)
+            self._outage = Outage(statuses, time.monotonic() + seconds, retry_after)
 
     def recover(self) -> None:
         with self._lock:
             self._outage = None
 
-    def _current_outage(self) -> Outage | None:
+    def _outage_reply(self) -> Response | None:
+        """The failure this API request gets during an outage; None when there is none."""
         with self._lock:
             outage = self._outage
-        if outage is not None and time.monotonic() >= outage.until:
-            return None
-        return outage
+            if outage is None or time.monotonic() >= outage.until:
+                return None
+            status = outage.statuses[outage.served % len(outage.statuses)]
+            outage.served += 1
+        response = self.outage_response(replace(outage, statuses=(status,)))
+        if status in (429, 503) and outage.retry_after is not None:
+            response.headers["Retry-After"] = str(outage.retry_after)
+        return response
 
     def _keep(self, record: Record) -> None:
         with self._lock:
@@ -122,10 +163,19 @@ class ProviderPeer(LocalServer):
         return response
 
     def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
-        """Callbacks leave after the API answered, as the providers' do."""
-        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Callbacks leave after the API answered, as the providers' do, in the order queued,
+        `CALLBACK_SENDERS` at a time."""
+        assert self._backlog is not None
+        self._backlog.put_nowait(work)
+
+    async def _send_callbacks(self) -> None:
+        assert self._backlog is not None
+        while True:
+            work = await self._backlog.get()
+            try:
+                await work
+            except Exception:
+                log.exception("%s peer: a callback failed", self.name)
 
     def call(self, factory: Callable[[], Awaitable[_T]]) -> _T:
         """Run a coroutine on the server's loop from another thread and wait for its result."""
@@ -158,9 +208,17 @@ class ProviderPeer(LocalServer):
         async def outage(request: Request) -> Response:
             body = await request.json()
             try:
-                self.fail(int(body["status"]), float(body["seconds"]))
+                status = body["status"]
+                retry_after = body.get("retry_after")
+                self.fail(
+                    int(status) if not isinstance(status, list) else [int(s) for s in status],
+                    float(body["seconds"]),
+                    None if retry_after is None else int(retry_after),
+                )
             except (KeyError, ValueError, TypeError) as exc:
-                return JSONResponse({"error": f"send {{status, seconds}}: {exc}"}, 400)
+                return JSONResponse(
+                    {"error": f"send {{status, seconds, retry_after?}}: {exc}"}, 400
+                )
             return Response(status_code=204)
 
         return [
@@ -173,13 +231,22 @@ class ProviderPeer(LocalServer):
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             self._loop = asyncio.get_running_loop()
-            self._client = httpx.AsyncClient(timeout=10)
+            self._client = httpx.AsyncClient(
+                timeout=10, limits=httpx.Limits(max_connections=CALLBACK_SENDERS)
+            )
+            self._backlog = asyncio.Queue()
+            for _ in range(CALLBACK_SENDERS):
+                task = asyncio.create_task(self._send_callbacks())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             try:
                 yield
             finally:
                 for task in list(self._tasks):
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+                while not self._backlog.empty():  # never sent: closed, not left un-awaited
+                    self._backlog.get_nowait().close()
                 await self._client.aclose()
                 self._loop = None
 

@@ -6,6 +6,8 @@ API (as Twilio documents it), HTTP Basic auth with the Account SID and Auth Toke
         201 with the resource's JSON; errors {"code", "message", "more_info", "status"}
 Callbacks are form posts signed `X-Twilio-Signature`: base64 HMAC-SHA1, keyed with the Auth Token,
 of the full URL followed by every POST parameter, sorted by name, as name + value.
+One peer may serve several accounts (`add_account`: tenants' own), each with its Auth Token and
+number; callbacks carry the AccountSid they are about and are signed with its token.
 Message status callbacks go to the message's StatusCallback (`sent`, then `delivered`); inbound
 SMS to `sms_url` (the number's messaging webhook); a callee's key presses to the call's
 `<Gather action>`, then the call's `completed` to its StatusCallback.
@@ -13,7 +15,7 @@ SMS to `sms_url` (the number's messaging webhook); a callee's key presses to the
 Control API for tests and the demo:
     GET/DELETE /_peer/requests, GET /_peer/callbacks, POST /_peer/outage {"status", "seconds"}
     POST /_peer/messages/{sid}/status {"status", "error_code"?}  -> that status callback
-    POST /_peer/inbound {"from", "body"}                          -> an inbound SMS
+    POST /_peer/inbound {"from", "body", "to"?}                   -> an inbound SMS (to a number)
     POST /_peer/calls/{sid}/digits {"digits"}                     -> the callee presses keys
 """
 
@@ -28,6 +30,7 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -36,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from recupero_devstack.providers._peer import Outage, ProviderPeer, Record
+from recupero_devstack.providers._peer import Outage, ProviderPeer, Record, tenant_accounts
 
 __all__ = ["TwilioPeer", "add_arguments", "main", "serve", "signature"]
 
@@ -71,6 +74,16 @@ def _now() -> str:
     return formatdate(usegmt=True)
 
 
+@dataclass(frozen=True)
+class Account:
+    """One Twilio account: its SID and Auth Token, its number, that number's SMS webhook."""
+
+    account_sid: str
+    auth_token: str
+    phone_number: str
+    sms_url: str | None = None
+
+
 def gather_action(twiml: str) -> str | None:
     """The URL a `<Gather>` in this TwiML posts the pressed digits to."""
     try:
@@ -103,14 +116,24 @@ class TwilioPeer(ProviderPeer):
         self.auto_status = auto_status
         # The demo's callee presses this key on every call; tests press keys themselves.
         self.auto_digits = auto_digits
+        self.accounts: dict[str, Account] = {}
+        self.add_account(account_sid, auth_token, phone_number, sms_url)
+
+    def add_account(
+        self, account_sid: str, auth_token: str, phone_number: str, sms_url: str | None = None
+    ) -> None:
+        """Serve another account (a tenant's own), with its own token and number."""
+        self.accounts[account_sid] = Account(account_sid, auth_token, phone_number, sms_url)
 
     async def _send_callback(self, url: str, params: dict[str, str], kind: str) -> None:
+        # Signed with the Auth Token of the account the callback is about.
+        auth_token = self.accounts[params["AccountSid"]].auth_token
         await self._post_callback(
             url,
             content=urlencode(params).encode(),
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": signature(self.auth_token, url, params),
+                "X-Twilio-Signature": signature(auth_token, url, params),
             },
             record={"kind": kind, "params": params},
         )
@@ -119,7 +142,7 @@ class TwilioPeer(ProviderPeer):
         self, message: Record, status: str, error_code: int | None = None
     ) -> dict[str, str]:
         params = {
-            "AccountSid": self.account_sid,
+            "AccountSid": message["account_sid"],
             "ApiVersion": API_VERSION,
             "From": message["from"],
             "To": message["to"],
@@ -144,23 +167,28 @@ class TwilioPeer(ProviderPeer):
             f"status:{status}",
         )
 
-    async def send_inbound(self, sender: str, body: str) -> str:
-        if self.sms_url is None:
+    async def send_inbound(self, sender: str, body: str, to: str | None = None) -> str:
+        """`sender` texts our number `to` (the first account's by default)."""
+        to = to or self.phone_number
+        account = next((a for a in self.accounts.values() if a.phone_number == to), None)
+        if account is None:
+            raise LookupError(f"no account has the number {to}")
+        if account.sms_url is None:
             raise LookupError("the number has no messaging webhook (sms_url)")
         sid = _sid("SM")
         params = {
-            "AccountSid": self.account_sid,
+            "AccountSid": account.account_sid,
             "ApiVersion": API_VERSION,
             "MessageSid": sid,
             "SmsSid": sid,
             "SmsMessageSid": sid,
             "From": sender,
-            "To": self.phone_number,
+            "To": to,
             "Body": body,
             "NumMedia": "0",
             "NumSegments": "1",
         }
-        await self._send_callback(self.sms_url, params, "inbound")
+        await self._send_callback(account.sms_url, params, "inbound")
         return sid
 
     async def press(self, call_sid: str, digits: str) -> str | None:
@@ -172,7 +200,7 @@ class TwilioPeer(ProviderPeer):
         if action is None:
             raise LookupError(f"call {call_sid} has no <Gather action>")
         params = {
-            "AccountSid": self.account_sid,
+            "AccountSid": call["account_sid"],
             "ApiVersion": API_VERSION,
             "CallSid": call_sid,
             "CallStatus": "in-progress",
@@ -197,13 +225,22 @@ class TwilioPeer(ProviderPeer):
 
     async def _authorised(self, request: Request) -> Response | dict[str, str]:
         """The form parameters, or the error Twilio would answer."""
-        outage = self._current_outage()
-        if outage is not None:
-            return self.outage_response(outage)
-        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {expected}":
+        refused = self._outage_reply()
+        if refused is not None:
+            return refused
+        authenticated = next(
+            (
+                account
+                for account in self.accounts.values()
+                if request.headers.get("authorization")
+                == "Basic "
+                + base64.b64encode(f"{account.account_sid}:{account.auth_token}".encode()).decode()
+            ),
+            None,
+        )
+        if authenticated is None:
             return _error(401, 20003, "Authenticate")
-        if request.path_params["account_sid"] != self.account_sid:
+        if request.path_params["account_sid"] != authenticated.account_sid:
             return _error(
                 404,
                 20404,
@@ -212,20 +249,22 @@ class TwilioPeer(ProviderPeer):
             )
         return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
 
-    def _resource(self, kind: str, sid: str, params: dict[str, str]) -> dict[str, Any]:
+    def _resource(
+        self, kind: str, sid: str, params: dict[str, str], account_sid: str
+    ) -> dict[str, Any]:
         collection = "Messages" if kind == "message" else "Calls"
         now = _now()
         return {
-            "account_sid": self.account_sid,
+            "account_sid": account_sid,
             "api_version": API_VERSION,
             "date_created": now,
             "date_updated": now,
             "direction": "outbound-api",
-            "from": params.get("From", self.phone_number),
+            "from": params.get("From", self.accounts[account_sid].phone_number),
             "sid": sid,
             "status": "queued",
             "to": params["To"],
-            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/{collection}/{sid}.json",
+            "uri": f"/{API_VERSION}/Accounts/{account_sid}/{collection}/{sid}.json",
         }
 
     async def _messages(self, request: Request) -> Response:
@@ -246,7 +285,8 @@ class TwilioPeer(ProviderPeer):
                 400, 21617, "The concatenated message body exceeds the 1600 character limit."
             )
         sid = _sid("SM")
-        resource = self._resource("message", sid, params) | {
+        account_sid = request.path_params["account_sid"]
+        resource = self._resource("message", sid, params, account_sid) | {
             "body": body,
             "date_sent": None,
             "error_code": None,
@@ -256,10 +296,11 @@ class TwilioPeer(ProviderPeer):
             "num_segments": str(1 + (len(body) - 1) // 153 if len(body) > 160 else 1),
             "price": None,
             "price_unit": "USD",
-            "subresource_uris": {"media": resource_media(self.account_sid, sid)},
+            "subresource_uris": {"media": resource_media(account_sid, sid)},
         }
         message: Record = {
             "kind": "message",
+            "account_sid": account_sid,
             "sid": sid,
             "to": to,
             "from": resource["from"],
@@ -296,7 +337,8 @@ class TwilioPeer(ProviderPeer):
             except ET.ParseError:
                 return _error(400, 12100, "Document parse failure")
         sid = _sid("CA")
-        resource = self._resource("call", sid, params) | {
+        account_sid = request.path_params["account_sid"]
+        resource = self._resource("call", sid, params, account_sid) | {
             "answered_by": None,
             "caller_name": None,
             "duration": None,
@@ -308,6 +350,7 @@ class TwilioPeer(ProviderPeer):
         }
         call: Record = {
             "kind": "call",
+            "account_sid": account_sid,
             "sid": sid,
             "to": to,
             "from": sender,
@@ -335,7 +378,10 @@ class TwilioPeer(ProviderPeer):
         async def inbound(request: Request) -> Response:
             body = await request.json()
             try:
-                sid = await self.send_inbound(str(body["from"]), str(body["body"]))
+                to = body.get("to")
+                sid = await self.send_inbound(
+                    str(body["from"]), str(body["body"]), None if to is None else str(to)
+                )
             except LookupError as exc:
                 return JSONResponse({"error": str(exc)}, 409)
             return JSONResponse({"sid": sid})
@@ -369,17 +415,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone-number", default="+15005550006")
     parser.add_argument("--sms-url", default=None, help="the number's inbound SMS webhook")
     parser.add_argument("--auto-digits", default=None, help="key every callee presses")
+    parser.add_argument(
+        "--accounts-file",
+        default=None,
+        help="also serve the tenants' accounts in this file (their SMS to --sms-url)",
+    )
 
 
 def serve(args: argparse.Namespace) -> None:
-    TwilioPeer(
+    peer = TwilioPeer(
         args.port,
         account_sid=args.account_sid,
         auth_token=args.auth_token,
         phone_number=args.phone_number,
         sms_url=args.sms_url,
         auto_digits=args.auto_digits,
-    ).serve_forever()
+    )
+    for account in tenant_accounts(args.accounts_file, "twilio"):
+        peer.add_account(
+            account["account_sid"], account["auth_token"], account["from_number"], args.sms_url
+        )
+    peer.serve_forever()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

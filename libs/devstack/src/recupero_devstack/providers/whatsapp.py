@@ -8,11 +8,14 @@ API (as Meta documents it):
 Webhooks to `webhook_url`, JSON signed `X-Hub-Signature-256: sha256=<HMAC-SHA256(app secret, body)>`:
 status changes (`sent`, `delivered`, `read`, `failed` with `errors`) and inbound messages.
 A session text sent more than 24 hours after the user last wrote fails with 131047, as on WhatsApp.
+One peer may serve several business numbers (`add_number`: tenants' own accounts), each with its
+own token and app secret; its webhooks name the number and are signed with that secret.
 
 Control API for tests and the demo:
     GET/DELETE /_peer/requests, GET /_peer/callbacks, POST /_peer/outage {"status", "seconds"}
     POST /_peer/messages/{wamid}/status {"status", "error_code"?}  -> sends that status webhook
-    POST /_peer/inbound {"from", "text"}                            -> sends an inbound message
+    POST /_peer/inbound {"from", "text", "to"?}                     -> sends an inbound message
+                                                        (to one business number by id)
     POST /_peer/subscribe                                           -> GET handshake on webhook_url
 """
 
@@ -28,13 +31,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from recupero_devstack.providers._peer import Outage, ProviderPeer, Record
+from recupero_devstack.providers._peer import Outage, ProviderPeer, Record, tenant_accounts
 
 __all__ = ["ERRORS", "WhatsAppCloudPeer", "add_arguments", "main", "serve", "signature"]
 
@@ -88,6 +92,17 @@ def _wamid() -> str:
     return "wamid." + base64.b64encode(os.urandom(30)).decode()
 
 
+@dataclass(frozen=True)
+class BusinessNumber:
+    """One WhatsApp Business phone number: its id, the token that may send from it, and the
+    secret of the app its webhooks are signed with. A peer serves one or several."""
+
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    display_phone_number: str
+
+
 class WhatsAppCloudPeer(ProviderPeer):
     name = "whatsapp"
 
@@ -111,13 +126,35 @@ class WhatsAppCloudPeer(ProviderPeer):
         self.webhook_url = webhook_url
         self.auto_status = auto_status
         self.display_phone_number = display_phone_number
-        # wa_id -> when the user last wrote to us: the 24-hour customer service window.
-        self._last_inbound: dict[str, float] = {}
+        # (business number, wa_id) -> when the user last wrote to it: the 24-hour window.
+        self._last_inbound: dict[tuple[str, str], float] = {}
+        self.numbers: dict[str, BusinessNumber] = {}
+        self.add_number(
+            phone_number_id,
+            access_token=access_token,
+            app_secret=app_secret,
+            display_phone_number=display_phone_number,
+        )
+
+    def add_number(
+        self,
+        phone_number_id: str,
+        *,
+        access_token: str,
+        app_secret: str,
+        display_phone_number: str = "15550001234",
+    ) -> None:
+        """Serve another business number (another tenant's account, another app secret)."""
+        self.numbers[phone_number_id] = BusinessNumber(
+            phone_number_id, access_token, app_secret, display_phone_number
+        )
 
     # --- webhooks -------------------------------------------------------------------------------
 
-    def webhook_body(self, value: dict[str, Any]) -> bytes:
-        """A webhook notification around one `value`, as Meta nests it."""
+    def webhook_body(self, value: dict[str, Any], phone_number_id: str | None = None) -> bytes:
+        """A webhook notification around one `value`, as Meta nests it, for one business
+        number (the first one by default)."""
+        number = self.numbers[phone_number_id or self.phone_number_id]
         payload = {
             "object": "whatsapp_business_account",
             "entry": [
@@ -129,8 +166,8 @@ class WhatsAppCloudPeer(ProviderPeer):
                             "value": {
                                 "messaging_product": "whatsapp",
                                 "metadata": {
-                                    "display_phone_number": self.display_phone_number,
-                                    "phone_number_id": self.phone_number_id,
+                                    "display_phone_number": number.display_phone_number,
+                                    "phone_number_id": number.phone_number_id,
                                 },
                                 **value,
                             },
@@ -160,16 +197,19 @@ class WhatsAppCloudPeer(ProviderPeer):
             ]
         return {"statuses": [entry]}
 
-    async def _send_webhook(self, value: dict[str, Any], kind: str) -> None:
+    async def _send_webhook(
+        self, value: dict[str, Any], kind: str, phone_number_id: str | None = None
+    ) -> None:
         if self.webhook_url is None:
             return
-        body = self.webhook_body(value)
+        number = self.numbers[phone_number_id or self.phone_number_id]
+        body = self.webhook_body(value, number.phone_number_id)
         await self._post_callback(
             self.webhook_url,
             content=body,
             headers={
                 "Content-Type": "application/json",
-                "X-Hub-Signature-256": signature(self.app_secret, body),
+                "X-Hub-Signature-256": signature(number.app_secret, body),
             },
             record={"kind": kind, "body": json.loads(body)},
         )
@@ -178,12 +218,20 @@ class WhatsAppCloudPeer(ProviderPeer):
         message = self._find("id", wamid)
         if message is None:
             raise LookupError(f"no message {wamid}")
-        await self._send_webhook(self.status_value(message, status, error_code), f"status:{status}")
+        await self._send_webhook(
+            self.status_value(message, status, error_code),
+            f"status:{status}",
+            message["phone_number_id"],
+        )
 
-    async def send_inbound(self, wa_id: str, text: str, name: str = "Cliente") -> str:
-        """The user writes to the business: opens the 24-hour window, reaches the webhook."""
+    async def send_inbound(
+        self, wa_id: str, text: str, name: str = "Cliente", to: str | None = None
+    ) -> str:
+        """The user writes to the business number `to` (a phone number id; the first by
+        default): opens the 24-hour window, reaches the webhook."""
         wa_id = wa_id.removeprefix("+")
-        self._last_inbound[wa_id] = time.time()
+        to = to or self.phone_number_id
+        self._last_inbound[(to, wa_id)] = time.time()
         wamid = _wamid()
         value = {
             "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
@@ -197,7 +245,7 @@ class WhatsAppCloudPeer(ProviderPeer):
                 }
             ],
         }
-        await self._send_webhook(value, "inbound")
+        await self._send_webhook(value, "inbound", to)
         return wamid
 
     async def verify_subscription(self) -> bool:
@@ -215,14 +263,18 @@ class WhatsAppCloudPeer(ProviderPeer):
         return response.status_code == 200 and response.text == challenge
 
     async def _after_accept(self, message: Record) -> None:
-        window_closed = message["type"] == "text" and (
-            time.time() - self._last_inbound.get(message["wa_id"], 0) > SESSION_WINDOW_SECONDS
+        number = message["phone_number_id"]
+        last_inbound = self._last_inbound.get((number, message["wa_id"]), 0)
+        window_closed = (
+            message["type"] == "text" and time.time() - last_inbound > SESSION_WINDOW_SECONDS
         )
         if window_closed:
-            await self._send_webhook(self.status_value(message, "failed", 131047), "status:failed")
+            await self._send_webhook(
+                self.status_value(message, "failed", 131047), "status:failed", number
+            )
             return
         for status in ("sent", "delivered"):
-            await self._send_webhook(self.status_value(message, status), f"status:{status}")
+            await self._send_webhook(self.status_value(message, status), f"status:{status}", number)
 
     # --- the Graph API --------------------------------------------------------------------------
 
@@ -232,16 +284,19 @@ class WhatsAppCloudPeer(ProviderPeer):
         return _graph_error(outage.status, 1, "An unknown error has occurred.")
 
     async def _messages(self, request: Request) -> Response:
-        outage = self._current_outage()
-        if outage is not None:
-            return self.outage_response(outage)
+        refused = self._outage_reply()
+        if refused is not None:
+            return refused
         if not _VERSION.match(request.path_params["version"]):
             return _graph_error(400, 2500, "Unknown path components", kind="OAuthException")
-        if request.headers.get("authorization") != f"Bearer {self.access_token}":
+        authorization = request.headers.get("authorization")
+        if not any(authorization == f"Bearer {n.access_token}" for n in self.numbers.values()):
             return _graph_error(
                 401, 190, "Invalid OAuth access token - Cannot parse access token", subcode=463
             )
-        if request.path_params["phone_number_id"] != self.phone_number_id:
+        number = self.numbers.get(request.path_params["phone_number_id"])
+        # Another account's token does not see this number: Meta says it does not exist.
+        if number is None or authorization != f"Bearer {number.access_token}":
             return _graph_error(
                 400,
                 100,
@@ -260,6 +315,7 @@ class WhatsAppCloudPeer(ProviderPeer):
         wa_id = re.sub(r"\D", "", body["to"])
         message: Record = {
             "id": _wamid(),
+            "phone_number_id": number.phone_number_id,
             "wa_id": wa_id,
             "to": body["to"],
             "type": body["type"],
@@ -291,7 +347,10 @@ class WhatsAppCloudPeer(ProviderPeer):
 
         async def inbound(request: Request) -> Response:
             body = await request.json()
-            wamid = await self.send_inbound(str(body["from"]), str(body["text"]))
+            to = body.get("to")
+            wamid = await self.send_inbound(
+                str(body["from"]), str(body["text"]), to=None if to is None else str(to)
+            )
             return JSONResponse({"id": wamid})
 
         async def subscribe(request: Request) -> Response:
@@ -341,17 +400,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone-number-id", default="106540352242922")
     parser.add_argument("--verify-token", default="dev-whatsapp-verify-token")
     parser.add_argument("--webhook-url", default=None, help="the app's webhook callback URL")
+    parser.add_argument(
+        "--accounts-file", default=None, help="also serve the tenants' numbers in this file"
+    )
 
 
 def serve(args: argparse.Namespace) -> None:
-    WhatsAppCloudPeer(
+    peer = WhatsAppCloudPeer(
         args.port,
         access_token=args.access_token,
         app_secret=args.app_secret,
         phone_number_id=args.phone_number_id,
         verify_token=args.verify_token,
         webhook_url=args.webhook_url,
-    ).serve_forever()
+    )
+    for number in tenant_accounts(args.accounts_file, "whatsapp"):
+        peer.add_number(
+            number["phone_number_id"],
+            access_token=number["access_token"],
+            app_secret=number["app_secret"],
+        )
+    peer.serve_forever()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,7 +15,11 @@ from typing import Protocol
 import aiosmtplib
 
 from recupero_events import ActionDue
-from recupero_notifier.adapters.providers import ProviderRefused, ProviderUnavailable
+from recupero_notifier.adapters.providers import (
+    OutcomeUnknown,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 from recupero_notifier.domain.messages import (
     OutgoingEmail,
     RenderedMessage,
@@ -79,6 +83,12 @@ class SmtpSender:
             if _is_temporary(exc.code):
                 raise TemporarySmtpFailure(f"SMTP {exc.code}: {exc.message}") from exc
             raise ProviderRefused(f"SMTP {exc.code}: {exc.message}") from exc
+        except aiosmtplib.SMTPConnectError as exc:
+            # Nothing was sent: parked and tried again, like any provider that is down.
+            raise ProviderUnavailable(f"SMTP server unreachable: {exc}") from exc
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+            # Possibly after the server took the message: a resend carries the same Message-ID.
+            raise OutcomeUnknown(f"SMTP connection lost: {exc}") from exc
 
 
 def _is_temporary(code: int) -> bool:

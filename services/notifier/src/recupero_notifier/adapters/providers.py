@@ -5,7 +5,8 @@ A send ends in one of four ways, and the handler treats each differently:
 - `ProviderRefused`: the provider answered and will never take this message (invalid number,
   opted out): the delivery fails and the orchestrator falls back to another channel;
 - `ProviderUnavailable` (429, 5xx, connection refused): the provider answered, or could not be
-  reached, and did NOT take the message: retried here with backoff, then by the consumer;
+  reached, and did NOT take the message: retried here with backoff (never sooner than
+  Retry-After), then parked by the handler and retried from PostgreSQL;
 - `OutcomeUnknown` (timeout or broken connection after the request left): the provider may have
   taken it; the handler waits for the status callback before deciding to send again.
 """
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
+from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
 from recupero_runtime.consumer import RetryLater
@@ -68,13 +70,29 @@ class _BackoffOrRetryAfter:
         return wait
 
 
+class _RetryAfterBeyondBudget(stop_base):
+    """Stop at once when the provider asks us to wait longer than the budget has left: the
+    delivery is parked until then instead of holding the consumer."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        self._budget = budget_seconds
+
+    def __call__(self, state: RetryCallState) -> bool:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if not isinstance(error, ProviderUnavailable) or error.retry_after is None:
+            return False
+        elapsed = state.seconds_since_start or 0.0
+        return elapsed + error.retry_after > self._budget
+
+
 async def with_retries(call: Callable[[], Awaitable[T]], budget_seconds: float) -> T:
     """`call` again while the provider is unavailable, for up to `budget_seconds`; then the
-    last `ProviderUnavailable` propagates and the consumer retries the action later."""
+    last `ProviderUnavailable` propagates and the handler parks the delivery."""
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(ProviderUnavailable),
         wait=_BackoffOrRetryAfter(max_wait=max(budget_seconds / 4, 0.2)),
-        stop=stop_after_delay(budget_seconds),
+        stop=stop_after_delay(budget_seconds) | _RetryAfterBeyondBudget(budget_seconds),
         reraise=True,
     )
     async for attempt in retrying:

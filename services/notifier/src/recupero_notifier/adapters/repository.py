@@ -7,11 +7,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recupero_events import ActionDue, DebtImported, PaymentReceived
+from recupero_notifier.adapters.letters import LetterQueries
 from recupero_notifier.adapters.tables import (
     conversations,
     debtor_facts,
@@ -20,6 +21,7 @@ from recupero_notifier.adapters.tables import (
     inbound_contacts,
     received_callbacks,
 )
+from recupero_notifier.adapters.template_store import TemplateQueries
 from recupero_notifier.domain.chatbot import ChatState, DebtorFacts, DocumentFact
 
 
@@ -27,6 +29,8 @@ from recupero_notifier.domain.chatbot import ChatState, DebtorFacts, DocumentFac
 class DeliveryState:
     status: str
     last_attempt_at: datetime | None
+    # Set while the delivery is parked: the retry worker owns it until it settles.
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(**row._mapping)
 
 
-class NotifierRepository:
+class NotifierRepository(TemplateQueries, LetterQueries):
     """Notifier's queries over one session."""
 
     def __init__(self, session: AsyncSession) -> None:
@@ -77,12 +81,12 @@ class NotifierRepository:
     async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None:
         row = (
             await self.session.execute(
-                select(deliveries.c.status, deliveries.c.last_attempt_at).where(
-                    deliveries.c.tenant_id == tenant_id, deliveries.c.action_id == action_id
-                )
+                select(
+                    deliveries.c.status, deliveries.c.last_attempt_at, deliveries.c.retry_at
+                ).where(deliveries.c.tenant_id == tenant_id, deliveries.c.action_id == action_id)
             )
         ).one_or_none()
-        return None if row is None else DeliveryState(row.status, row.last_attempt_at)
+        return None if row is None else DeliveryState(row.status, row.last_attempt_at, row.retry_at)
 
     async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
         """Mark the action `sending` and count the attempt; returns the attempt number.
@@ -131,7 +135,14 @@ class NotifierRepository:
                 deliveries.c.action_id == action_id,
                 deliveries.c.status != "sent",
             )
-            .values(status="sent", message_id=message_id, sent_at=sent_at, failure=None)
+            .values(
+                status="sent",
+                message_id=message_id,
+                sent_at=sent_at,
+                failure=None,
+                parked_action=None,
+                retry_at=None,
+            )
             .returning(deliveries.c.action_id)
         )
         return updated is not None
@@ -147,8 +158,47 @@ class NotifierRepository:
                 deliveries.c.action_id == action_id,
                 deliveries.c.status == "sending",
             )
-            .values(status=status, failure=reason[:1000])
+            .values(status=status, failure=reason[:1000], parked_action=None, retry_at=None)
         )
+
+    async def park(self, action: ActionDue, status: str, reason: str, retry_at: datetime) -> None:
+        """Keep the action for the retry worker: `retrying` (the provider did not take it) or
+        still `sending` (the outcome is unknown; its callback may settle it first)."""
+        await self.session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.tenant_id == action.tenant_id,
+                deliveries.c.action_id == action.action_id,
+                deliveries.c.status == "sending",
+            )
+            .values(
+                status=status,
+                failure=reason[:1000],
+                parked_action=action.model_dump(mode="json"),
+                retry_at=retry_at,
+            )
+        )
+
+    async def claim_parked(self, limit: int, lease_until: datetime) -> list[ActionDue]:
+        """Parked deliveries due now, oldest first, leased until `lease_until`: another replica
+        skips them, and a worker that dies holding them gives them back when the lease ends."""
+        due = (
+            select(deliveries.c.action_id)
+            .where(
+                deliveries.c.retry_at <= func.now(),
+                deliveries.c.status.in_(("retrying", "sending")),
+            )
+            .order_by(deliveries.c.retry_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self.session.scalars(
+            update(deliveries)
+            .where(deliveries.c.action_id.in_(due.scalar_subquery()))
+            .values(retry_at=lease_until)
+            .returning(deliveries.c.parked_action)
+        )
+        return [ActionDue.model_validate(payload) for payload in rows if payload is not None]
 
     async def record_unsupported_channel(self, action: ActionDue) -> None:
         await self.session.execute(
@@ -292,6 +342,21 @@ class NotifierRepository:
     async def debtors_at(self, phone: str, max_promise_days: int) -> list[KnownDebtor]:
         """Every debtor known at this number, most recently imported first; balances net of the
         payments received after each snapshot."""
+        return await self._known_debtors(debtor_facts.c.phone == phone, max_promise_days)
+
+    async def debtor(
+        self, tenant_id: str, debtor_id: str, max_promise_days: int
+    ) -> KnownDebtor | None:
+        """One debtor's facts as the bot would see them; None when no debt was imported."""
+        found = await self._known_debtors(
+            (debtor_facts.c.tenant_id == tenant_id) & (debtor_facts.c.debtor_id == debtor_id),
+            max_promise_days,
+        )
+        return found[0] if found else None
+
+    async def _known_debtors(
+        self, where: ColumnElement[bool], max_promise_days: int
+    ) -> list[KnownDebtor]:
         paid = (
             select(func.coalesce(func.sum(debtor_payments.c.amount_minor), 0))
             .where(
@@ -304,7 +369,7 @@ class NotifierRepository:
         )
         rows = await self.session.execute(
             select(debtor_facts, paid.label("paid_minor"))
-            .where(debtor_facts.c.phone == phone)
+            .where(where)
             .order_by(debtor_facts.c.updated_at.desc())
         )
         return [

@@ -9,10 +9,12 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -45,11 +47,17 @@ deliveries = Table(
     Column("last_attempt_at", DateTime(timezone=True)),
     Column("sent_at", DateTime(timezone=True)),
     Column("failure", Text),
+    # A delivery whose provider stayed unavailable through the in-process retries is parked:
+    # the action-due payload is kept here and the retry worker sends it again at `retry_at`
+    # (backoff, never before the provider's Retry-After). Both are cleared once it settles.
+    Column("parked_action", JSONB),
+    Column("retry_at", DateTime(timezone=True)),
     CheckConstraint(
         "status IN ({})".format(", ".join(f"'{status}'" for status in DELIVERY_STATUSES)),
         name="deliveries_status",
     ),
     Index("deliveries_recipient", "channel", "recipient"),
+    Index("deliveries_retry_at", "retry_at", postgresql_where=text("retry_at IS NOT NULL")),
 )
 
 # A provider callback applied once: its replay (same message, same status) changes nothing.
@@ -118,4 +126,46 @@ conversations = Table(
     Column("state", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("tenant_id", "debtor_id", "channel"),
+)
+
+# A tenant's own templates: every upload that passed validation is a new version; the highest
+# version of (tenant, name, locale) is the one in use. `locale` is a locale (`es-AR`) or a
+# language (`es`). A refused upload stores nothing, so the version in use never changes by it.
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("tenant_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("locale", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    # {"subject.txt": "...", "body.html": "...", ...}
+    Column("parts", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "name", "locale", "version"),
+)
+
+LETTER_STATUSES = ("pending_print", "printed", "posted", "delivered", "returned")
+
+# Printed letters (carta documento): one per action, the PDF kept for the print shop.
+letters = Table(
+    "letters",
+    metadata,
+    Column("letter_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("debtor_id", Text, nullable=False),
+    # Unique: a redelivered action finds its letter instead of printing a second one.
+    Column("action_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("template", Text, nullable=False),
+    Column("locale", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("tracking_number", Text),
+    Column("pdf", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status_changed_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{status}'" for status in LETTER_STATUSES)),
+        name="letters_status",
+    ),
+    Index("letters_for_print", "tenant_id", "status", "created_at"),
 )

@@ -15,7 +15,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 import httpx
 
 from recupero_events import ActionDue
-from recupero_notifier.adapters.providers import TokenBucket, post, with_retries
+from recupero_notifier.adapters.accounts import ByTenant
+from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import RenderedMessage, phone_of
 from recupero_notifier.domain.replies import IVR_NO_ANSWER, IVR_PROMPT
 
@@ -66,7 +67,8 @@ def twiml(action: ActionDue, rendered: RenderedMessage, gather_url: str) -> str:
 
 
 class TwilioAccount:
-    """One Twilio account and sender number; the SMS and IVR adapters share its rate limit."""
+    """One Twilio account and its sender numbers; the SMS and IVR adapters share its rate
+    limit."""
 
     def __init__(
         self,
@@ -79,11 +81,14 @@ class TwilioAccount:
         public_url: str,
         limiter: TokenBucket,
         retry_budget_seconds: float,
+        voice_from_number: str | None = None,
     ) -> None:
         self.client = client
+        self.account_sid = account_sid
         self.base = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}"
         self.auth = httpx.BasicAuth(account_sid, auth_token)
         self.from_number = from_number
+        self.voice_from_number = voice_from_number or from_number
         self.public_url = public_url.rstrip("/")
         self.limiter = limiter
         self.retry_budget = retry_budget_seconds
@@ -103,24 +108,34 @@ class TwilioAccount:
         return await with_retries(attempt, self.retry_budget)
 
 
+def account_of(accounts: ByTenant[TwilioAccount], action: ActionDue) -> TwilioAccount:
+    """The tenant's own Twilio account, or the default one."""
+    account = accounts.for_tenant(action.tenant_id)
+    if account is None:
+        # Refused, so the orchestrator falls back to a channel the tenant has.
+        raise ProviderRefused(f"tenant {action.tenant_id} has no Twilio account")
+    return account
+
+
 class TwilioSms:
     provider = PROVIDER
     confirmed_by_callback = True
 
-    def __init__(self, account: TwilioAccount) -> None:
-        self._account = account
+    def __init__(self, accounts: ByTenant[TwilioAccount]) -> None:
+        self._accounts = accounts
 
     def recipient(self, action: ActionDue) -> str:
         return phone_of(action)
 
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
-        return await self._account.create(
+        account = account_of(self._accounts, action)
+        return await account.create(
             "Messages.json",
             {
                 "To": self.recipient(action),
-                "From": self._account.from_number,
+                "From": account.from_number,
                 "Body": rendered.short,
-                "StatusCallback": self._account.callback(STATUS_PATH, action),
+                "StatusCallback": account.callback(STATUS_PATH, action),
             },
         )
 
@@ -129,20 +144,21 @@ class TwilioVoice:
     provider = PROVIDER
     confirmed_by_callback = True
 
-    def __init__(self, account: TwilioAccount) -> None:
-        self._account = account
+    def __init__(self, accounts: ByTenant[TwilioAccount]) -> None:
+        self._accounts = accounts
 
     def recipient(self, action: ActionDue) -> str:
         return phone_of(action)
 
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
-        return await self._account.create(
+        account = account_of(self._accounts, action)
+        return await account.create(
             "Calls.json",
             {
                 "To": self.recipient(action),
-                "From": self._account.from_number,
-                "Twiml": twiml(action, rendered, self._account.callback(GATHER_PATH, action)),
-                "StatusCallback": self._account.callback(STATUS_PATH, action),
+                "From": account.voice_from_number,
+                "Twiml": twiml(action, rendered, account.callback(GATHER_PATH, action)),
+                "StatusCallback": account.callback(STATUS_PATH, action),
                 "StatusCallbackEvent": "completed",
             },
         )

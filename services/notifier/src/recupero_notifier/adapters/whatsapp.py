@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 
 from recupero_events import ActionDue
-from recupero_notifier.adapters.providers import TokenBucket, post, with_retries
+from recupero_notifier.adapters.accounts import ByTenant
+from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import ReminderContext, RenderedMessage, phone_of
 
 PROVIDER = "whatsapp-cloud"
@@ -63,6 +64,7 @@ class WhatsAppCloud:
         retry_budget_seconds: float,
     ) -> None:
         self._client = client
+        self.phone_number_id = phone_number_id
         self._url = f"{api_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
         self._headers = {"Authorization": f"Bearer {access_token}"}
         self._limiter = limiter
@@ -124,3 +126,24 @@ class WhatsAppCloud:
             return wamid
 
         return await with_retries(attempt, self._retry_budget)
+
+
+class WhatsAppChannel:
+    """The WhatsApp channel: each action leaves from its tenant's business number (its own, or
+    the default one)."""
+
+    provider = PROVIDER
+    confirmed_by_callback = True
+
+    def __init__(self, numbers: ByTenant[WhatsAppCloud]) -> None:
+        self._numbers = numbers
+
+    def recipient(self, action: ActionDue) -> str:
+        return phone_of(action)
+
+    async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
+        number = self._numbers.for_tenant(action.tenant_id)
+        if number is None:
+            # Refused, so the orchestrator falls back to a channel the tenant has.
+            raise ProviderRefused(f"tenant {action.tenant_id} has no WhatsApp Business account")
+        return await number.send(action, rendered, session_open)

@@ -200,7 +200,7 @@ def parse_date(text: str, today: date) -> date | None:
     return None
 
 
-def _local_today(now: datetime, time_zone: str) -> date:
+def local_today(now: datetime, time_zone: str) -> date:
     try:
         return now.astimezone(ZoneInfo(time_zone)).date()
     except (ZoneInfoNotFoundError, ValueError):
@@ -210,6 +210,22 @@ def _local_today(now: datetime, time_zone: str) -> date:
 
 def _day(value: date) -> str:
     return value.strftime("%d/%m/%Y")
+
+
+def promise_window(facts: DebtorFacts, now: datetime) -> tuple[date, date]:
+    """The dates a promise may name under the tenant's policy: from the debtor's today (in their
+    time zone) to `max_promise_days` later."""
+    today = local_today(now, facts.time_zone)
+    return today, today + timedelta(days=facts.max_promise_days)
+
+
+def promise_of_the_balance(facts: DebtorFacts, now: datetime) -> RegisterPromise | None:
+    """A promise made without stating amount or date (a key pressed on a call): the whole
+    balance by the latest date the policy allows. None when nothing is owed."""
+    if facts.balance_minor <= 0:
+        return None
+    _, latest = promise_window(facts, now)
+    return RegisterPromise(facts.balance_minor, facts.currency, latest)
 
 
 def _menu(state: ChatState, facts: DebtorFacts, prefix: list[str] | None = None) -> Turn:
@@ -274,7 +290,7 @@ def reply(state: ChatState | None, text: str, facts: DebtorFacts, now: datetime)
     word = _word(text)
     if not state.greeted or (word in BACK and state.step is not Step.PAYMENT_REPORT):
         return _menu(state, facts)
-    today = _local_today(now, facts.time_zone)
+    today, latest = promise_window(facts, now)
 
     if state.step is Step.MENU:
         return _choose(state, word, facts)
@@ -292,7 +308,6 @@ def reply(state: ChatState | None, text: str, facts: DebtorFacts, now: datetime)
                 [f"El monto no puede ser mayor que su saldo de {balance}. {AMOUNT_FORMAT}"],
                 [],
             )
-        latest = today + timedelta(days=facts.max_promise_days)
         return Turn(
             replace(state, step=Step.PROMISE_DATE, amount_minor=amount),
             [f"¿Qué día pagará? Puede elegir hasta el {_day(latest)}. {DATE_FORMAT}"],
@@ -301,7 +316,6 @@ def reply(state: ChatState | None, text: str, facts: DebtorFacts, now: datetime)
 
     if state.step is Step.PROMISE_DATE:
         promised_on = parse_date(text, today)
-        latest = today + timedelta(days=facts.max_promise_days)
         if promised_on is None:
             return Turn(state, [f"No entendí la fecha. {DATE_FORMAT}"], [])
         if promised_on < today:

@@ -5,7 +5,10 @@ Pure: no I/O.
 
 import re
 import unicodedata
+from datetime import date
 from enum import StrEnum
+
+from babel.dates import format_date
 
 # Words debtors use to stop messages, in the tenants' countries and in English (Reg F).
 OPT_OUT_KEYWORDS = frozenset(
@@ -41,10 +44,15 @@ def ivr_choice(digits: str) -> IvrChoice | None:
 
 IVR_PROMPT = "Para prometer un pago, marque 1. Para hablar con un asesor, marque 2."
 IVR_NO_ANSWER = "No recibimos su respuesta. Gracias por su atención, hasta luego."
-IVR_CONFIRMATION = {
-    IvrChoice.PROMISE_TO_PAY: "Gracias. Registramos su intención de pago; le enviaremos los "
-    "datos para pagar. Hasta luego.",
-    IvrChoice.TALK_TO_AGENT: "Gracias. Un asesor se comunicará con usted a la brevedad. "
-    "Hasta luego.",
-}
+IVR_AGENT = "Gracias. Un asesor se comunicará con usted a la brevedad. Hasta luego."
 IVR_INVALID = "Opción no válida. Un asesor se comunicará con usted. Hasta luego."
+
+
+def ivr_promise_confirmation(amount: str, promised_on: date) -> str:
+    """What the caller hears after pressing 1: the promise as registered. Read aloud,
+    "15 de agosto de 2026" is clearer than "15/08/2026"."""
+    spoken_date = format_date(promised_on, format="long", locale="es_MX")
+    return (
+        f"Gracias. Registramos su promesa de pagar {amount} a más tardar el {spoken_date}. "
+        "Le enviaremos los datos para pagar. Hasta luego."
+    )

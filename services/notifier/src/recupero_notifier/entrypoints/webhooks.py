@@ -9,8 +9,9 @@ The WhatsApp bot's answers are sent after the notification's transaction commits
 between loses an answer (the debtor writes again), never repeats a promise.
 """
 
+import hmac
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -25,9 +26,9 @@ from fastapi.responses import PlainTextResponse
 from recupero_events import Channel, MessageStatus
 from recupero_notifier import handlers
 from recupero_notifier.adapters import twilio, whatsapp
+from recupero_notifier.adapters.accounts import AccountScope
 from recupero_notifier.adapters.providers import NotAccepted, ProviderRefused
 from recupero_notifier.adapters.repository import NotifierRepository
-from recupero_notifier.domain.replies import IVR_CONFIRMATION, IVR_INVALID
 from recupero_runtime.db import UnitOfWork
 
 log = structlog.get_logger()
@@ -67,14 +68,26 @@ TWILIO_CALL_STATUS = {
 
 
 @dataclass(frozen=True)
+class SigningAccount:
+    """A provider account's webhook secret (WhatsApp app secret, Twilio Auth Token) and the
+    tenants whose messages its webhooks may speak about."""
+
+    secret: str
+    scope: AccountScope
+
+
+@dataclass(frozen=True)
 class WebhookSecrets:
-    """What verifies the providers' requests; None for a provider not configured."""
+    """What verifies the providers' requests: per account, as each request names the account it
+    is addressed to. Empty for a provider not configured."""
 
     public_url: str
     max_age: timedelta
-    whatsapp_app_secret: str | None
     whatsapp_verify_token: str | None
-    twilio_auth_token: str | None
+    # By phone number id (each notification's `metadata.phone_number_id`).
+    whatsapp: Mapping[str, SigningAccount]
+    # By Account SID (each callback's `AccountSid`).
+    twilio: Mapping[str, SigningAccount]
 
 
 class SessionTexts(Protocol):
@@ -85,10 +98,11 @@ class SessionTexts(Protocol):
 
 @dataclass(frozen=True)
 class Chatbot:
-    """The WhatsApp bot: how it behaves and how its answers leave."""
+    """The WhatsApp bot: how it behaves and how its answers leave (from the number the debtor
+    wrote to, by phone number id)."""
 
     policy: handlers.ChatbotPolicy
-    sender: SessionTexts
+    senders: Mapping[str, SessionTexts]
 
 
 async def _send_answers(sender: SessionTexts, answers: list[handlers.OutgoingText]) -> None:
@@ -111,6 +125,15 @@ def _twiml(say: str | None = None) -> Response:
     if say is not None:
         SubElement(response, "Say", language="es-MX").text = say
     return Response(tostring(response, encoding="unicode"), media_type="text/xml")
+
+
+def _addressed_to(payload: Any) -> set[str]:
+    """The business phone number ids a notification is about (Meta sends one per change)."""
+    return {
+        str(change.get("value", {}).get("metadata", {}).get("phone_number_id"))
+        for entry in payload.get("entry", [])
+        for change in entry.get("changes", [])
+    }
 
 
 def _whatsapp_items(payload: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -157,8 +180,13 @@ def _whatsapp_text(item: dict[str, Any]) -> str:
 
 
 def webhook_router(
-    secrets: WebhookSecrets, units: Units, chatbot: Chatbot | None = None
+    secrets: WebhookSecrets,
+    units: Units,
+    chatbot: Chatbot | None = None,
+    *,
+    max_promise_days: int,
 ) -> APIRouter:
+    """`max_promise_days`: the tenant's promise policy, shared by the bot and the IVR."""
     router = APIRouter(prefix="/webhooks", tags=["provider webhooks"])
 
     @router.get("/whatsapp", response_class=PlainTextResponse)
@@ -170,21 +198,32 @@ def webhook_router(
         """Meta's subscription handshake: echo the challenge for our verify token."""
         if secrets.whatsapp_verify_token is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "WhatsApp is not configured")
-        if mode != "subscribe" or verify_token != secrets.whatsapp_verify_token:
+        if mode != "subscribe" or not hmac.compare_digest(
+            verify_token, secrets.whatsapp_verify_token
+        ):
             raise _refused(status.HTTP_403_FORBIDDEN, "verify token does not match")
         return challenge
 
     @router.post("/whatsapp")
     async def whatsapp_notification(request: Request) -> dict[str, int]:
         """Status changes of our messages and messages debtors wrote, signed by Meta."""
-        if secrets.whatsapp_app_secret is None:
+        if not secrets.whatsapp:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "WhatsApp is not configured")
         body = await request.body()
+        try:
+            payload = json.loads(body)
+            addressed = _addressed_to(payload)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _refused(status.HTTP_400_BAD_REQUEST, "not a WhatsApp notification") from exc
+        # Verified with the secret of the account it is addressed to: another tenant's secret,
+        # or a notification for several accounts at once, does not pass.
+        phone_number_id = next(iter(addressed)) if len(addressed) == 1 else ""
+        account = secrets.whatsapp.get(phone_number_id)
         header = request.headers.get("x-hub-signature-256")
-        if not whatsapp.signature_valid(secrets.whatsapp_app_secret, body, header):
+        if account is None or not whatsapp.signature_valid(account.secret, body, header):
             raise _refused(status.HTTP_401_UNAUTHORIZED, "bad X-Hub-Signature-256")
         try:
-            items = list(_whatsapp_items(json.loads(body)))
+            items = list(_whatsapp_items(payload))
             stamped = [
                 (kind, item, datetime.fromtimestamp(int(item["timestamp"]), UTC))
                 for kind, item in items
@@ -208,7 +247,7 @@ def webhook_router(
                         report = _whatsapp_status(item, at)
                         if report is None:
                             continue
-                        await handlers.apply_status_report(report, uow)
+                        await handlers.apply_status_report(report, uow, account.scope.serves)
                     else:
                         reply = handlers.InboundReply(
                             provider=whatsapp.PROVIDER,
@@ -219,35 +258,41 @@ def webhook_router(
                             callback_key=f"{item['id']}:inbound",
                         )
                         answers += await handlers.apply_inbound_reply(
-                            reply, uow, None if chatbot is None else chatbot.policy
+                            reply,
+                            uow,
+                            None if chatbot is None else chatbot.policy,
+                            account.scope.serves,
                         )
                     applied += 1
                 except handlers.CallbackReplayed:
                     replayed += 1
             await uow.commit()
-        if chatbot is not None and answers:
-            await _send_answers(chatbot.sender, answers)
+        sender = None if chatbot is None else chatbot.senders.get(phone_number_id)
+        if sender is not None and answers:
+            await _send_answers(sender, answers)
         if replayed and not applied:
             raise _refused(status.HTTP_409_CONFLICT, "notification already applied")
         return {"applied": applied, "replayed": replayed}
 
-    async def twilio_params(request: Request) -> dict[str, str]:
-        if secrets.twilio_auth_token is None:
+    async def twilio_params(request: Request) -> tuple[dict[str, str], SigningAccount]:
+        """The callback's parameters, verified with the Auth Token of its `AccountSid`."""
+        if not secrets.twilio:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Twilio is not configured")
         params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        account = secrets.twilio.get(params.get("AccountSid", ""))
         # The URL Twilio was given (and signed): our public address, not the one we listen on.
         url = secrets.public_url.rstrip("/") + request.url.path
         if request.url.query:
             url += "?" + request.url.query
         header = request.headers.get("x-twilio-signature")
-        if not twilio.signature_valid(secrets.twilio_auth_token, url, params, header):
+        if account is None or not twilio.signature_valid(account.secret, url, params, header):
             raise _refused(status.HTTP_401_UNAUTHORIZED, "bad X-Twilio-Signature")
-        return params
+        return params, account
 
     @router.post("/twilio/status", status_code=status.HTTP_204_NO_CONTENT)
     async def twilio_status(request: Request, action_id: UUID) -> None:
         """Message and call status callbacks; the action id is in the URL we gave Twilio."""
-        params = await twilio_params(request)
+        params, account = await twilio_params(request)
         if "CallSid" in params and "MessageSid" not in params:
             sid, reported = params["CallSid"], params.get("CallStatus", "")
             mapping = TWILIO_CALL_STATUS
@@ -269,7 +314,7 @@ def webhook_router(
         )
         async with units(request.state.correlation_id) as uow:
             try:
-                await handlers.apply_status_report(report, uow)
+                await handlers.apply_status_report(report, uow, account.scope.serves)
             except handlers.CallbackReplayed as exc:
                 raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
             await uow.commit()
@@ -277,7 +322,7 @@ def webhook_router(
     @router.post("/twilio/inbound")
     async def twilio_inbound(request: Request) -> Response:
         """An SMS a debtor sent to our number."""
-        params = await twilio_params(request)
+        params, account = await twilio_params(request)
         reply = handlers.InboundReply(
             provider=twilio.PROVIDER,
             channel=Channel.SMS,
@@ -288,7 +333,7 @@ def webhook_router(
         )
         async with units(request.state.correlation_id) as uow:
             try:
-                await handlers.apply_inbound_reply(reply, uow)
+                await handlers.apply_inbound_reply(reply, uow, None, account.scope.serves)
             except handlers.CallbackReplayed as exc:
                 raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
             await uow.commit()
@@ -297,20 +342,22 @@ def webhook_router(
     @router.post("/twilio/gather")
     async def twilio_gather(request: Request, action_id: UUID) -> Response:
         """The key a debtor pressed on a collection call; answered with TwiML."""
-        params = await twilio_params(request)
+        params, account = await twilio_params(request)
         async with units(request.state.correlation_id) as uow:
             try:
-                choice = await handlers.apply_ivr_digits(
+                answer = await handlers.apply_ivr_digits(
                     twilio.PROVIDER,
                     action_id,
                     params.get("CallSid", ""),
                     params.get("Digits", ""),
                     datetime.now(UTC),
                     uow,
+                    max_promise_days,
+                    account.scope.serves,
                 )
             except handlers.CallbackReplayed as exc:
                 raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
             await uow.commit()
-        return _twiml(IVR_INVALID if choice is None else IVR_CONFIRMATION[choice])
+        return _twiml(answer)
 
     return router
