@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -88,14 +89,15 @@ class EventConsumer:
                 if self._concurrency > 1:
                     done_up_to = await self._process_concurrently(batch)
                     if done_up_to:
-                        await consumer.commit(
-                            {partition: offset + 1 for partition, offset in done_up_to.items()}
+                        await _commit(
+                            consumer,
+                            {partition: offset + 1 for partition, offset in done_up_to.items()},
                         )
                     continue
                 for partition, records in batch.items():
                     done = await self._process_partition(records)
                     if done is not None:
-                        await consumer.commit({partition: done + 1})
+                        await _commit(consumer, {partition: done + 1})
                     if self._stopping.is_set():
                         break
         finally:
@@ -212,3 +214,12 @@ class EventConsumer:
         await self._dead_letters.send_all(
             [OutgoingMessage(dead_letter_topic(record.topic), record.value, record.key, headers)]
         )
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit processed offsets. A partition taken away by a rebalance meanwhile cannot be
+    committed; its new owner gets those records again and the inbox skips them."""
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as error:
+        log.warning("offsets_not_committed_after_rebalance", error=str(error))
