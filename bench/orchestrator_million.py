@@ -15,11 +15,14 @@ that batch fires.
   of PostgreSQL meanwhile is printed. Baseline: `INSERT INTO bare SELECT` of exactly the rows it
   wrote into a plain copy of the table (no index).
 - Fire: `--fire` of the US debtors' pending actions are made due at once (one UPDATE) while the
-  orchestrator runs as in production (`python -m recupero_orchestrator`); the clock stops when no
-  action due by then is pending and the outbox is empty, i.e. the last `action-due` is on Kafka.
-- Cancel latency: while the batch fires, `--payments` debtors (not in the batch) pay in full, a
-  few dozen a second; each payment's produce time is taken when Kafka acknowledges it, and the
-  cancellation when a poll (every 20 ms) first sees the debtor with no pending action.
+  orchestrator runs as in production (`python -m recupero_orchestrator`: one process with the
+  consumers and one with the scheduler, or both in one with `--one-process`); the clock stops
+  when no action due by then is pending and the outbox is empty, i.e. the last `action-due` is on
+  Kafka.
+- Cancel latency: while the batch fires, `--payments` debtors (with nothing due within the hour,
+  so in no batch) pay in full, a few dozen a second (after one warm-up payment, so the consumer has joined its group); each
+  payment's produce time is taken when Kafka acknowledges it, and the cancellation when a poll
+  (every 20 ms) first sees the debtor with no pending action.
 
 Prints every figure, the ratios, the load average and CPU seconds; the numbers go to
 bench/RESULTS.md by hand.
@@ -263,18 +266,27 @@ async def pay_in_full(
     return sorted(seen[d] - produced[d] for d in produced)
 
 
+def orchestrators_cpu(processes: list[asyncio.subprocess.Process]) -> float:
+    return sum(cpu_seconds(process.pid) for process in processes)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--debtors", type=int, default=1_000_000)
     parser.add_argument("--fire", type=int, default=20_000)
     parser.add_argument("--payments", type=int, default=300)
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="consumers and scheduler in one orchestrator process (default: one process each)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recupero-bench-orch-"))
     postgres = PostgresServer(work / "pg", free_port(), fast=False)
     kafka = KafkaBroker(work / "kafka", free_port(), free_port(), REPO / ".cache")
     postgres.start()
     kafka.start()
-    orchestrator = None
+    orchestrators: list[asyncio.subprocess.Process] = []
     try:
         postgres.ensure_database("bench")
         dsn = postgres.dsn_for("bench")
@@ -319,17 +331,43 @@ async def main() -> None:
 
         # Fire: a batch of the US debtors' pending actions comes due at once.
         env["RECUPERO_SCHEDULER_POLL_INTERVAL_SECONDS"] = "0.2"
-        orchestrator = await start_service("recupero_orchestrator", env, free_port())
+        env["RECUPERO_DAY_PLAN_ENABLED"] = "false"  # planned above; this measures firing
+        roles = (
+            [{}]
+            if args.one_process
+            else [{"RECUPERO_SCHEDULER_ENABLED": "false"}, {"RECUPERO_CONSUMERS_ENABLED": "false"}]
+        )
+        for role in roles:
+            orchestrators.append(
+                await start_service("recupero_orchestrator", {**env, **role}, free_port())
+            )
         payers = await fetch(
             dsn,
+            # Debtors with pending actions none of which is due within the hour: at some hours
+            # of the run the plan makes other debtors' actions due now, and the scheduler would
+            # claim (and lock) those too.
             "SELECT DISTINCT ON (c.debtor_id) c.debtor_id, c.snapshot_balance_minor, c.currency"
             " FROM orchestrator.cases c JOIN orchestrator.scheduled_actions a"
             " USING (tenant_id, debtor_id) WHERE a.status = 'pending'"
-            " AND c.contact->>'country' = 'MX' ORDER BY c.debtor_id LIMIT $1",
-            args.payments,
+            " AND c.contact->>'country' <> 'US' AND NOT EXISTS (SELECT 1"
+            " FROM orchestrator.scheduled_actions d WHERE d.tenant_id = c.tenant_id"
+            " AND d.debtor_id = c.debtor_id AND d.status = 'pending'"
+            " AND d.due_at < now() + interval '1 hour')"
+            " ORDER BY c.debtor_id LIMIT $1",
+            args.payments + 1,
+        )
+        # The orchestrator's consumer joins its group seconds after the service is ready (the
+        # broker's initial rebalance delay): one payment is handled first, so that the figures
+        # below measure handling, not the group join.
+        warm_up, payers = payers[:1], payers[1:]
+        await pay_in_full(
+            kafka.bootstrap,
+            dsn,
+            [(r["debtor_id"], r["snapshot_balance_minor"], r["currency"]) for r in warm_up],
+            per_second=30,
         )
         before = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "action-due")
-        cpu_before = cpu_seconds(orchestrator.pid), postgres_cpu_seconds(postmaster)
+        cpu_before = orchestrators_cpu(orchestrators), postgres_cpu_seconds(postmaster)
         connection = await asyncpg.connect(dsn)
         try:
             # Due before anything else the plan made due by now: the scheduler claims in due
@@ -368,14 +406,15 @@ async def main() -> None:
             fire_s = time.perf_counter() - started
         finally:
             await connection.close()
-        cpu_after = cpu_seconds(orchestrator.pid), postgres_cpu_seconds(postmaster)
+        cpu_after = orchestrators_cpu(orchestrators), postgres_cpu_seconds(postmaster)
         fired = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "action-due") - before
         print(
             f"fire: {len(batch):,} actions due at once, {fired:,} action-due on Kafka "
             f"in {fire_s:.2f} s ({fired / fire_s:,.0f}/s)"
         )
         print(
-            f"  CPU: orchestrator process {cpu_after[0] - cpu_before[0]:.1f} s, "
+            f"  CPU: orchestrator ({len(orchestrators)} process(es)) {cpu_after[0] - cpu_before[0]:.1f} s "
+            f"({(cpu_after[0] - cpu_before[0]) / max(len(batch), 1) * 1000:.2f} ms an action), "
             f"PostgreSQL {cpu_after[1] - cpu_before[1]:.1f} s; {load_average()}"
         )
         latencies = await payments
@@ -389,7 +428,7 @@ async def main() -> None:
             )
         print(load_average())
     finally:
-        if orchestrator is not None:
+        for orchestrator in orchestrators:
             await stop(orchestrator)
         kafka.stop()
         postgres.stop()

@@ -183,6 +183,53 @@ class FakeOrchestratorRepository:
     async def reschedule(self, action_id: UUID, due_at: datetime) -> None:
         self.actions[action_id].update(due_at=due_at)
 
+    # The scheduler judges a claimed batch at once: the same data and writes, many at a time.
+    async def cases_of(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        return {key: dict(self.cases[key]) for key in keys if key in self.cases}
+
+    async def debtor_facts(self, keys: list[tuple[str, str]]) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            kind: {}
+            for kind in ("actions", "promises", "opt_outs", "authorised", "holds", "contacts")
+        }
+        facts["payments"] = {
+            key: [
+                {"amount_minor": p.amount.amount_minor, "currency": p.amount.currency,
+                 "received_at": p.received_at}
+                for p in self.payments.values()
+                if (p.tenant_id, p.debtor_id) == key
+            ]
+            for key in keys
+        }  # fmt: skip
+        facts["contacts"] = {
+            key: [c for c in self.contacts if (c["tenant_id"], c["debtor_id"]) == key]
+            for key in keys
+        }
+        return facts
+
+    async def settle_actions(
+        self, settled: list[tuple[UUID, str, str | None]], now: datetime
+    ) -> None:
+        for action_id, status, reason in settled:
+            await self.settle_action(action_id, status, now, reason)
+
+    async def reschedule_actions(self, moved: list[tuple[UUID, datetime]]) -> None:
+        for action_id, due_at in moved:
+            await self.reschedule(action_id, due_at)
+
+    async def record_decisions(self, decisions: list[dict[str, Any]]) -> None:
+        self.decisions += decisions
+
+    async def record_contacts(
+        self, contacts: list[tuple[str, str, str, UUID]], at: datetime
+    ) -> None:
+        for tenant_id, debtor_id, channel, action_id in contacts:
+            await self.record_contact(tenant_id, debtor_id, channel, at, False, action_id)
+
+    async def add_plans(self, schedule: list[Any], statuses: list[Any]) -> int:
+        assert not (schedule or statuses), "no strategy here plans anything"
+        return 0
+
 
 def segmented(
     balance_minor: int = 250_000, stage: CollectionStage = CollectionStage.ADMINISTRATIVE

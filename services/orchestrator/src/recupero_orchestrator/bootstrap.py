@@ -1,5 +1,5 @@
-"""Wires the orchestrator: handlers on segment, message, promise and payment events, the scheduler
-and the API."""
+"""Wires the orchestrator: handlers on import (authorised channels), segment, message, promise and
+payment events, the scheduler and the API."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +12,10 @@ from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.adapters.tables import schema
 from recupero_orchestrator.entrypoints.agents import router as agents_router
 from recupero_orchestrator.entrypoints.api import router
+from recupero_orchestrator.entrypoints.authorisations import router as authorisations_router
 from recupero_orchestrator.entrypoints.figures import router as figures_router
-from recupero_orchestrator.entrypoints.scheduler import scheduler_loop
+from recupero_orchestrator.entrypoints.plans import router as plans_router
+from recupero_orchestrator.entrypoints.scheduler import day_plan_loop, scheduler_loop
 from recupero_orchestrator.entrypoints.strategies import router as strategies_router
 from recupero_orchestrator.settings import OrchestratorSettings
 from recupero_runtime.service import Service
@@ -32,32 +34,43 @@ def bootstrap(
         first_delay=timedelta(seconds=settings.first_reminder_delay_seconds),
         reminder_interval=timedelta(seconds=settings.reminder_interval_seconds),
     )
-    service.consume(
-        {
-            Topic.DEBTOR_SEGMENTED.value: handlers.debtor_segmented_handler(clock, timing),
-            Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(clock),
-            Topic.PROMISE_REGISTERED.value: handlers.promise_registered_handler(clock),
-            Topic.MESSAGE_SENT.value: handlers.message_sent_handler(clock),
-            Topic.MESSAGE_STATUS_CHANGED.value: handlers.message_status_changed_handler(clock),
-        }
-    )
-    service.add_worker(
-        "scheduler",
-        scheduler_loop(
-            service,
-            clock,
-            settings.scheduler_poll_interval_seconds,
-            settings.scheduler_batch_size,
-        ),
-    )
+    if settings.consumers_enabled:
+        service.consume(
+            {
+                Topic.DEBT_IMPORTED.value: handlers.debt_imported_handler(clock),
+                Topic.DEBTOR_SEGMENTED.value: handlers.debtor_segmented_handler(clock, timing),
+                Topic.PAYMENT_RECEIVED.value: handlers.payment_received_handler(clock),
+                Topic.PROMISE_REGISTERED.value: handlers.promise_registered_handler(clock),
+                Topic.MESSAGE_SENT.value: handlers.message_sent_handler(clock),
+                Topic.MESSAGE_STATUS_CHANGED.value: handlers.message_status_changed_handler(clock),
+            }
+        )
+    if settings.scheduler_enabled:
+        service.add_worker(
+            "scheduler",
+            scheduler_loop(
+                service,
+                clock,
+                settings.scheduler_poll_interval_seconds,
+                settings.scheduler_batch_size,
+            ),
+        )
+    if settings.day_plan_enabled:
+        service.add_worker(
+            "day-plan",
+            day_plan_loop(service, clock, settings.day_plan_hour_utc, settings.day_plan_chunk_size),
+        )
     app = service.create_app(
         router,
         strategies_router,
         agents_router,
+        authorisations_router,
         figures_router,
+        plans_router,
         title="Recupero orchestrator",
         description="Walks debtors through collection strategies; fires `action-due` on time.",
     )
     # Requests judge time by the same clock as the consumers and the scheduler.
     app.state.clock = clock
+    app.state.day_plan_chunk_size = settings.day_plan_chunk_size
     return service, app

@@ -11,6 +11,7 @@ import structlog
 
 from recupero_events import (
     CollectionStage,
+    DebtImported,
     DebtorSegmented,
     DecodedEvent,
     MessageSent,
@@ -19,7 +20,7 @@ from recupero_events import (
     PaymentReceived,
     PromiseRegistered,
 )
-from recupero_orchestrator import planning
+from recupero_orchestrator import authorisations, firing, planning
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.domain.strategies import VariantShare, assign_variant
 from recupero_orchestrator.domain.strategy import outstanding, plan_default_strategy
@@ -135,6 +136,18 @@ async def _follow(
     await planning.replan(uow, tenant_id, debtor_id, now)
 
 
+def debt_imported_handler(clock: Clock) -> Handler:
+    """The portfolio may carry the channels each debtor authorised (a custom attribute); the rest
+    of an import reaches the orchestrator through the segmenter."""
+
+    async def handle(event: DecodedEvent, uow: Work[OrchestratorRepository]) -> None:
+        payload = event.payload
+        assert isinstance(payload, DebtImported)
+        await authorisations.record_imported(uow, payload, clock())
+
+    return handle
+
+
 def payment_received_handler(clock: Clock) -> Handler:
     async def handle(event: DecodedEvent, uow: Work[OrchestratorRepository]) -> None:
         payload = event.payload
@@ -211,11 +224,8 @@ def message_status_changed_handler(clock: Clock) -> Handler:
 async def fire_due_actions(uow: Work[OrchestratorRepository], now: datetime, limit: int) -> int:
     """Handle every pending action whose time has come: a strategy's go through the planner, and
     every action, the default plan's too, through the contact policy, which allows, moves or
-    drops it. Returns how many were claimed."""
+    drops it. The claimed batch is judged at once (`firing.fire_batch`). Returns how many were
+    claimed."""
     due = await uow.repo.claim_due(now, limit)
-    for action in due:
-        if action["action_key"] is not None:
-            await planning.fire_strategy_action(uow, action, now)
-        elif action["case_status"] == "open":
-            await planning.fire_default_action(uow, action, now)
+    await firing.fire_batch(uow, due, now)
     return len(due)

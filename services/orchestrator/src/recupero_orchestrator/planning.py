@@ -7,6 +7,7 @@ that action and it fires only if the same key is proposed again; then the contac
 moves or drops it, and every decision is recorded with the rule that made it.
 """
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ import structlog
 
 from recupero_events import (
     ActionDue,
+    Channel,
     ContactDetails,
     Money,
     PromiseRegistered,
@@ -193,6 +195,91 @@ async def debtor_state(
     return replace(state, records=records)
 
 
+def parse_contacts(cases: Iterable[Row]) -> None:
+    """Turn each case's stored contact into `ContactDetails` once for a whole batch (and
+    `ContactDetails.model_validate` passes an instance through). It is not validated again: the
+    case stores it as dumped from a validated event, and checking the e-mail address anew for
+    every use was the largest cost of firing a batch."""
+    for case in cases:
+        case["contact"] = ContactDetails.model_construct(**case["contact"])
+
+
+def state_from_facts(case: Row, facts: dict[str, Any]) -> DebtorState:
+    """What `debtor_state` reads query by query, from rows read for a whole batch of debtors
+    (one query per table, grouped by debtor: `adapters.batches.debtor_facts`); no records."""
+    key = (case["tenant_id"], case["debtor_id"])
+    contact = ContactDetails.model_validate(case["contact"])
+    entered = case["segment_entered_at"]
+    payments = facts["payments"].get(key, [])
+    promises = [
+        row
+        for row in facts["promises"].get(key, [])
+        if row["status"] == "pending" or row["registered_at"] >= entered
+    ]
+    promised_currencies = {row["currency"] for row in facts["promises"].get(key, [])}
+    return DebtorState(
+        tenant_id=case["tenant_id"],
+        debtor_id=case["debtor_id"],
+        segment=case["segment"],
+        entered_segment_at=entered,
+        time_zone=contact.time_zone,
+        oldest_due_on=case["oldest_due_on"],
+        days_past_due=case["days_past_due"],
+        balance=balance_from_facts(case, facts),
+        promises=tuple(_promise(row) for row in promises),
+        payments=tuple(
+            ReceivedPayment(
+                Money(amount_minor=p["amount_minor"], currency=p["currency"]), p["received_at"]
+            )
+            for p in payments
+            if p["currency"] in promised_currencies
+        ),
+        replied_at=case["replied_at"],
+    )
+
+
+def balance_from_facts(case: Row, facts: dict[str, Any]) -> Money:
+    """What `balance_of` reads, from the batch's payments."""
+    paid = [
+        (payment["amount_minor"], payment["received_at"])
+        for payment in facts["payments"].get((case["tenant_id"], case["debtor_id"]), [])
+        if payment["currency"] == case["currency"]
+    ]
+    amount = outstanding(case["snapshot_balance_minor"], case["snapshot_as_of"], paid)
+    return Money(amount_minor=amount, currency=case["currency"])
+
+
+def contact_context_from_facts(
+    case: Row, facts: dict[str, Any]
+) -> tuple[DebtorContactContext, tuple[ContactRecord, ...]]:
+    key = (case["tenant_id"], case["debtor_id"])
+    contact = ContactDetails.model_validate(case["contact"])
+    authorised = facts["authorised"].get(key)
+    context = DebtorContactContext(
+        country=contact.country,
+        time_zone=contact.time_zone,
+        opted_out_channels=frozenset(
+            ContactChannel(r["channel"]) for r in facts["opt_outs"].get(key, [])
+        ),
+        authorised_channels=(
+            None if not authorised else frozenset(ContactChannel(r["channel"]) for r in authorised)
+        ),
+        holds=tuple(
+            Hold(HoldKind(r["kind"]), r["since"], r["until"]) for r in facts["holds"].get(key, [])
+        ),
+    )
+    history = tuple(
+        sorted(
+            (
+                ContactRecord(r["contacted_at"], ContactChannel(r["channel"]), r["conversation"])
+                for r in facts["contacts"].get(key, [])
+            ),
+            key=lambda record: (record.at, record.channel.value),
+        )
+    )
+    return context, history
+
+
 def _step_channel(strategy: StrategyDocument, action: PlannedAction) -> ContactChannel:
     if action.channel is not None:
         return action.channel
@@ -221,8 +308,10 @@ async def replan(uow: Uow, tenant_id: str, debtor_id: str, now: datetime) -> Pla
             for row in await uow.repo.cancel_pending_of_run(
                 tenant_id, debtor_id, prefix, result.reason
             ):
-                await _record_decision(
-                    uow, row, f"strategy.{result.status.value}", "cancelled", result.reason, now
+                await uow.repo.record_decision(
+                    decision_values(
+                        row, f"strategy.{result.status.value}", "cancelled", result.reason, now
+                    )
                 )
         if not changed:
             break
@@ -262,7 +351,9 @@ async def _store(
     if row is None:
         return False
     if action.kind is ActionKind.SKIP:
-        await _record_decision(uow, row, "strategy.step-skipped", "skipped", action.reason, now)
+        await uow.repo.record_decision(
+            decision_values(row, "strategy.step-skipped", "skipped", action.reason, now)
+        )
     elif action.kind is ActionKind.AGENT_TASK:
         await _create_task(uow, case, row, action.reason, now)
     return True
@@ -270,51 +361,52 @@ async def _store(
 
 async def _create_task(uow: Uow, case: Row, row: Row, reason: str, now: datetime) -> None:
     balance = await balance_of(uow, case)
-    await uow.repo.create_agent_task(
-        {
-            "tenant_id": case["tenant_id"],
-            "debtor_id": case["debtor_id"],
-            "action_id": row["action_id"],
-            "queue": case["stage"],
-            "skill": row["channel"],
-            "zone": case["zone"],
-            "priority": task_priority(balance.amount_minor, case["propensity_score"]),
-            "template": row["template"],
-            "reason": reason,
-            "created_at": now,
-        }
-    )
+    await uow.repo.create_agent_task(agent_task(case, row, reason, balance, now))
 
 
-async def _record_decision(
-    uow: Uow,
+def agent_task(case: Row, row: Row, reason: str, balance: Money, now: datetime) -> Row:
+    """The task an agent's queue gets for a due action of the debtor's case."""
+    return {
+        "tenant_id": case["tenant_id"],
+        "debtor_id": case["debtor_id"],
+        "action_id": row["action_id"],
+        "queue": case["stage"],
+        "skill": row["channel"],
+        "zone": case["zone"],
+        "priority": task_priority(balance.amount_minor, case["propensity_score"]),
+        "template": row["template"],
+        "reason": reason,
+        "created_at": now,
+    }
+
+
+def decision_values(
     row: Row,
     rule_id: str,
     verdict: str,
     reason: str,
     now: datetime,
     decision: Decision | None = None,
-) -> None:
-    await uow.repo.record_decision(
-        {
-            "tenant_id": row["tenant_id"],
-            "debtor_id": row["debtor_id"],
-            "action_id": row["action_id"],
-            "action_key": row["action_key"],
-            "channel": row["channel"],
-            "verdict": verdict,
-            "rule_id": rule_id,
-            "reason": reason,
-            "trail": [
-                {"rule_id": hit.rule_id, "reason": hit.reason}
-                for hit in (decision.trail if decision else ())
-            ],
-            "policy_id": decision.policy_id if decision else None,
-            "requested_at": decision.requested_at if decision else row["due_at"],
-            "moved_to": decision.at if decision and decision.verdict is Verdict.MOVED else None,
-            "decided_at": now,
-        }
-    )
+) -> Row:
+    """The recorded decision about an action: what was decided, by which rule, and why."""
+    return {
+        "tenant_id": row["tenant_id"],
+        "debtor_id": row["debtor_id"],
+        "action_id": row["action_id"],
+        "action_key": row["action_key"],
+        "channel": row["channel"],
+        "verdict": verdict,
+        "rule_id": rule_id,
+        "reason": reason,
+        "trail": [
+            {"rule_id": hit.rule_id, "reason": hit.reason}
+            for hit in (decision.trail if decision else ())
+        ],
+        "policy_id": decision.policy_id if decision else None,
+        "requested_at": decision.requested_at if decision else row["due_at"],
+        "moved_to": decision.at if decision and decision.verdict is Verdict.MOVED else None,
+        "decided_at": now,
+    }
 
 
 async def contact_policy_for(uow: Uow, tenant_id: str, country: str) -> ContactPolicy:
@@ -323,6 +415,37 @@ async def contact_policy_for(uow: Uow, tenant_id: str, country: str) -> ContactP
     if override is None:
         return default
     return tighten(default, TenantPolicyOverride.model_validate(override), tenant_id)
+
+
+class ContactPolicies:
+    """Contact policies per tenant and country, and decisions for identical situations: debtors in
+    the same zone with the same restrictions and history get the same answer for the same step."""
+
+    def __init__(self, uow: Uow, now: datetime) -> None:
+        self._uow = uow
+        self._now = now
+        self._policies: dict[tuple[str, str], ContactPolicy] = {}
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
+
+    async def policy(self, tenant_id: str, country: str) -> ContactPolicy:
+        key = (tenant_id, country)
+        if key not in self._policies:
+            self._policies[key] = await contact_policy_for(self._uow, tenant_id, country)
+        return self._policies[key]
+
+    def decide(
+        self,
+        policy: ContactPolicy,
+        action: ProposedAction,
+        context: DebtorContactContext,
+        history: tuple[ContactRecord, ...],
+    ) -> Decision:
+        key = (id(policy), action, context, history)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = decide(action, context, history, self._now, policy=policy)
+            self._decisions[key] = decision
+        return decision
 
 
 async def _contact_context(uow: Uow, case: Row) -> tuple[DebtorContactContext, list[ContactRecord]]:
@@ -369,14 +492,18 @@ async def fire_strategy_action(uow: Uow, row: Row, now: datetime) -> bool:
     if proposal is None or proposal.kind is ActionKind.AGENT_TASK:
         reason = f"no longer proposed: {again.reason}"
         await uow.repo.settle_action(row["action_id"], "cancelled", now, reason)
-        await _record_decision(uow, row, f"strategy.{again.status.value}", "cancelled", reason, now)
+        await uow.repo.record_decision(
+            decision_values(row, f"strategy.{again.status.value}", "cancelled", reason, now)
+        )
     elif proposal.due_at > now:
         # What it is timed from happened later than first thought (the message was sent after
         # the action was planned): it waits for its new time.
         await uow.repo.reschedule(row["action_id"], proposal.due_at)
     elif proposal.kind is ActionKind.SKIP:
         await uow.repo.settle_action(row["action_id"], "skipped", now, proposal.reason)
-        await _record_decision(uow, row, "strategy.step-skipped", "skipped", proposal.reason, now)
+        await uow.repo.record_decision(
+            decision_values(row, "strategy.step-skipped", "skipped", proposal.reason, now)
+        )
     else:
         fired = await _decide_and_fire(uow, case, row, now)
     await replan(uow, tenant_id, debtor_id, now)
@@ -401,8 +528,10 @@ async def _decide_and_fire(uow: Uow, case: Row, row: Row, now: datetime) -> bool
         now,
         policy=policy,
     )
-    await _record_decision(
-        uow, row, decision.rule_id, decision.verdict.value, decision.reason, now, decision
+    await uow.repo.record_decision(
+        decision_values(
+            row, decision.rule_id, decision.verdict.value, decision.reason, now, decision
+        )
     )
     if decision.verdict is Verdict.DROPPED:
         await uow.repo.settle_action(row["action_id"], "dropped", now, decision.reason)
@@ -420,23 +549,25 @@ async def _decide_and_fire(uow: Uow, case: Row, row: Row, now: datetime) -> bool
         await uow.repo.record_contact(
             case["tenant_id"], case["debtor_id"], channel.value, now, False, row["action_id"]
         )
-    balance = await balance_of(uow, case)
-    uow.publish(
-        ActionDue(
-            tenant_id=case["tenant_id"],
-            debtor_id=case["debtor_id"],
-            action_id=row["action_id"],
-            channel=published,
-            template=row["template"],
-            strategy=row["strategy"],
-            scheduled_for=row["due_at"],
-            contact=ContactDetails.model_validate(case["contact"]),
-            balance=balance,
-            days_past_due=case["days_past_due"],
-            oldest_due_on=case["oldest_due_on"],
-        )
-    )
+    uow.publish(action_due(case, row, published, await balance_of(uow, case)))
     return True
+
+
+def action_due(case: Row, row: Row, channel: Channel, balance: Money) -> ActionDue:
+    """The `action-due` of an action that fired: what the notifier needs to contact the debtor."""
+    return ActionDue(
+        tenant_id=case["tenant_id"],
+        debtor_id=case["debtor_id"],
+        action_id=row["action_id"],
+        channel=channel,
+        template=row["template"],
+        strategy=row["strategy"],
+        scheduled_for=row["due_at"],
+        contact=ContactDetails.model_validate(case["contact"]),
+        balance=balance,
+        days_past_due=case["days_past_due"],
+        oldest_due_on=case["oldest_due_on"],
+    )
 
 
 # --- Promises -------------------------------------------------------------------------------------

@@ -1,18 +1,22 @@
 """All of the orchestrator's queries, scoped by tenant."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import and_, func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, delete, func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recupero_events import DebtorSegmented, PaymentReceived, PromiseRegistered
+from recupero_orchestrator.adapters import batches
+from recupero_orchestrator.adapters.batches import DebtorKey
 from recupero_orchestrator.adapters.tables import (
     agent_tasks,
     authorised_channels,
     cases,
+    channel_authorisation_log,
     channel_costs,
     contact_decisions,
     contact_history,
@@ -27,6 +31,7 @@ from recupero_orchestrator.adapters.tables import (
     variant_assignments,
 )
 from recupero_orchestrator.domain.strategy import PlannedStep
+from recupero_runtime.db import asyncpg_connection
 
 Row = dict[str, Any]
 
@@ -552,6 +557,39 @@ class OrchestratorRepository:
             .values(due_at=due_at)
         )
 
+    # --- Many debtors at once (firing a claimed batch) -----------------------------------------
+
+    async def cases_of(self, keys: Sequence[DebtorKey]) -> dict[DebtorKey, Row]:
+        return await batches.cases_of(await asyncpg_connection(self.session), keys)
+
+    async def debtor_facts(
+        self, keys: Sequence[DebtorKey]
+    ) -> dict[str, dict[DebtorKey, list[Row]]]:
+        """What planning and the contact policy read about each debtor, one query per table."""
+        return await batches.debtor_facts(await asyncpg_connection(self.session), keys)
+
+    async def settle_actions(
+        self, settled: Sequence[tuple[UUID, str, str | None]], now: datetime
+    ) -> None:
+        await batches.settle_actions(await asyncpg_connection(self.session), settled, now)
+
+    async def reschedule_actions(self, moved: Sequence[tuple[UUID, datetime]]) -> None:
+        await batches.reschedule_actions(await asyncpg_connection(self.session), moved)
+
+    async def record_decisions(self, decisions: Sequence[Row]) -> None:
+        await batches.insert_decisions(await asyncpg_connection(self.session), decisions)
+
+    async def record_contacts(
+        self, contacts: Sequence[tuple[str, str, str, UUID]], at: datetime
+    ) -> None:
+        await batches.insert_contacts(await asyncpg_connection(self.session), contacts, at)
+
+    async def add_plans(
+        self, schedule: list[tuple[Any, ...]], statuses: list[tuple[str, str, str, str]]
+    ) -> int:
+        """New schedule rows planned in memory and changed plan statuses."""
+        return await batches.write_plan(await asyncpg_connection(self.session), schedule, statuses)
+
     async def action(self, tenant_id: str, action_id: UUID) -> Row | None:
         row = (
             await self.session.execute(
@@ -616,6 +654,73 @@ class OrchestratorRepository:
             .values(tenant_id=tenant_id, debtor_id=debtor_id, channel=channel, opted_out_at=now)
             .on_conflict_do_nothing()
         )
+
+    async def authorisations_of(self, tenant_id: str, debtor_id: str) -> list[Row]:
+        """The channels the debtor has authorised now, with how and when."""
+        result = await self.session.execute(
+            select(authorised_channels)
+            .where(
+                authorised_channels.c.tenant_id == tenant_id,
+                authorised_channels.c.debtor_id == debtor_id,
+            )
+            .order_by(authorised_channels.c.channel)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def authorise_channel(self, values: Row) -> None:
+        """Record (or renew, with its new evidence) one authorised channel."""
+        statement = insert(authorised_channels).values(values)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "debtor_id", "channel"],
+                set_={
+                    column: statement.excluded[column]
+                    for column in ("authorised_at", "evidence", "source", "recorded_at")
+                },
+            )
+        )
+
+    async def revoke_channel(self, tenant_id: str, debtor_id: str, channel: str) -> bool:
+        """Delete one authorised channel; False when it was not authorised."""
+        deleted = await self.session.scalar(
+            delete(authorised_channels)
+            .where(
+                authorised_channels.c.tenant_id == tenant_id,
+                authorised_channels.c.debtor_id == debtor_id,
+                authorised_channels.c.channel == channel,
+            )
+            .returning(authorised_channels.c.channel)
+        )
+        return deleted is not None
+
+    async def log_authorisation_change(self, values: Row) -> None:
+        await self.session.execute(channel_authorisation_log.insert().values(**values))
+
+    async def authorisation_log(self, tenant_id: str, debtor_id: str) -> list[Row]:
+        result = await self.session.execute(
+            select(channel_authorisation_log)
+            .where(
+                channel_authorisation_log.c.tenant_id == tenant_id,
+                channel_authorisation_log.c.debtor_id == debtor_id,
+            )
+            .order_by(channel_authorisation_log.c.entry_id)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def channels_revoked_through_api(self, tenant_id: str, debtor_id: str) -> list[str]:
+        """Channels whose latest change was a revocation recorded through the API."""
+        log = channel_authorisation_log.c
+        latest = (
+            select(log.channel, log.change, log.source)
+            .where(log.tenant_id == tenant_id, log.debtor_id == debtor_id)
+            .ext(distinct_on(log.channel))
+            .order_by(log.channel, log.entry_id.desc())
+            .subquery()
+        )
+        rows = await self.session.scalars(
+            select(latest.c.channel).where(latest.c.change == "revoked", latest.c.source == "api")
+        )
+        return list(rows)
 
     async def add_hold(
         self,

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Identity,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -177,15 +178,36 @@ opt_outs = Table(
     PrimaryKeyConstraint("tenant_id", "debtor_id", "channel"),
 )
 
-# Channels a debtor authorised, where the country requires authorisation (Colombia).
+# Channels a debtor authorised now, where the country requires authorisation (Colombia): a
+# revoked channel's row is deleted (the log keeps it), so every reader sees only live ones.
 authorised_channels = Table(
     "authorised_channels",
     metadata,
     Column("tenant_id", Text, nullable=False),
     Column("debtor_id", Text, nullable=False),
     Column("channel", Text, nullable=False),
+    # When the debtor gave it, and the proof (a signed form, a recorded call, an import).
     Column("authorised_at", DateTime(timezone=True), nullable=False),
+    Column("evidence", Text, nullable=False, server_default=""),
+    Column("source", Text, nullable=False, server_default="api"),  # api, import
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant_id", "debtor_id", "channel"),
+)
+
+# Every grant and revocation of a channel, never updated: what a supervisor shows a regulator.
+channel_authorisation_log = Table(
+    "channel_authorisation_log",
+    metadata,
+    Column("entry_id", BigInteger, Identity(), primary_key=True),  # the order changes happened in
+    Column("tenant_id", Text, nullable=False),
+    Column("debtor_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("change", Text, nullable=False),  # authorised, revoked
+    Column("source", Text, nullable=False),  # api, import
+    Column("evidence", Text, nullable=False),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("channel_authorisation_log_debtor", "tenant_id", "debtor_id", "channel", "entry_id"),
 )
 
 holds = Table(

@@ -1,12 +1,17 @@
 """The durable schedule's clock: claims due actions and promises past their deadline (SKIP LOCKED,
-so replicas share the work)."""
+so replicas share the work), and plans the day once a day."""
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
+
+import structlog
 
 from recupero_orchestrator import handlers, planning
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
+from recupero_orchestrator.day_plan import plan_day
 from recupero_runtime.service import Service
+
+log = structlog.get_logger()
 
 
 def scheduler_loop(
@@ -33,3 +38,38 @@ async def run_once(service: Service[OrchestratorRepository], now: datetime, batc
         claimed += await planning.resolve_due_promises(uow, now, batch_size)
         await uow.commit()
     return claimed
+
+
+def day_plan_loop(
+    service: Service[OrchestratorRepository],
+    clock: handlers.Clock,
+    hour_utc: int,
+    chunk_size: int,
+    poll_interval: float = 60.0,
+) -> handlers.Worker:
+    """Plans the day for every tenant once a UTC day, from `hour_utc`; after a restart past that
+    hour it plans again, which adds nothing already planned (it costs time, not correctness)."""
+
+    async def run() -> None:
+        planned_on: date | None = None
+        while True:
+            now = clock()
+            if day_plan_due(now, planned_on, hour_utc):
+                report = await plan_day(service, now, chunk_size=chunk_size)
+                log.info(
+                    "day_planned",
+                    debtors=report.debtors,
+                    actions=report.actions,
+                    skipped=report.skipped,
+                    moved=report.moved,
+                    replanned=report.replanned,
+                )
+                planned_on = now.date()
+            await asyncio.sleep(poll_interval)
+
+    return run
+
+
+def day_plan_due(now: datetime, planned_on: date | None, hour_utc: int) -> bool:
+    """Whether the day is still to plan: the hour has come and today's plan was not made."""
+    return now.hour >= hour_utc and planned_on != now.date()

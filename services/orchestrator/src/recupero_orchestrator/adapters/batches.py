@@ -1,0 +1,234 @@
+"""Set-based reads and writes for many debtors at once (planning the day, firing a claimed batch):
+a chunk of cases with everything the planner and the contact policy need, in one query per table;
+new schedule rows written with COPY and one `INSERT ... SELECT`; what became of due actions, the
+decisions and the contacts in one statement each."""
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+Row = dict[str, Any]
+DebtorKey = tuple[str, str]
+
+# The chunk's debtors, as a relation the per-table reads join against.
+_CHUNK = "unnest($1::text[], $2::text[]) AS chunk(tenant_id, debtor_id)"
+
+SCHEDULE_COLUMNS = (
+    "action_id",
+    "tenant_id",
+    "debtor_id",
+    "action_key",
+    "kind",
+    "strategy",
+    "step_id",
+    "round",
+    "attempt",
+    "channel",
+    "template",
+    "due_at",
+    "expires_at",
+    "planned_at",
+    "status",
+    "status_reason",
+    "happened_at",
+)
+
+
+async def lock_open_cases(
+    connection: Any, after: DebtorKey, limit: int, tenant_id: str | None = None
+) -> list[Row]:
+    """The next open cases following a strategy (of one tenant, if given), in key order, locked
+    for this transaction; a case a consumer holds right now is skipped (that consumer re-plans it
+    anyway)."""
+    rows = await connection.fetch(
+        "SELECT * FROM orchestrator.cases"
+        " WHERE (tenant_id, debtor_id) > ($1, $2) AND status = 'open'"
+        " AND strategy_id IS NOT NULL AND ($4::text IS NULL OR tenant_id = $4)"
+        " ORDER BY tenant_id, debtor_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        after[0],
+        after[1],
+        limit,
+        tenant_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def _by_debtor(
+    connection: Any, sql: str, keys: Sequence[DebtorKey]
+) -> dict[DebtorKey, list[Row]]:
+    grouped: dict[DebtorKey, list[Row]] = defaultdict(list)
+    tenants, debtors = [key[0] for key in keys], [key[1] for key in keys]
+    for row in await connection.fetch(sql, tenants, debtors):
+        grouped[(row["tenant_id"], row["debtor_id"])].append(dict(row))
+    return grouped
+
+
+async def debtor_facts(
+    connection: Any, keys: Sequence[DebtorKey]
+) -> dict[str, dict[DebtorKey, list[Row]]]:
+    """Strategy actions, promises, payments, opt-outs, authorisations, holds and contacts of the
+    chunk's debtors, grouped by debtor."""
+
+    def join(table: str, where: str = "TRUE") -> str:
+        return (
+            f"SELECT t.* FROM {_CHUNK} JOIN orchestrator.{table} t"
+            f" ON t.tenant_id = chunk.tenant_id AND t.debtor_id = chunk.debtor_id WHERE {where}"
+        )
+
+    return {
+        "actions": await _by_debtor(
+            connection, join("scheduled_actions", "t.action_key IS NOT NULL"), keys
+        ),
+        "promises": await _by_debtor(connection, join("promises", "t.status <> 'replaced'"), keys),
+        "payments": await _by_debtor(connection, join("payments"), keys),
+        "opt_outs": await _by_debtor(connection, join("opt_outs"), keys),
+        "authorised": await _by_debtor(connection, join("authorised_channels"), keys),
+        "holds": await _by_debtor(connection, join("holds"), keys),
+        "contacts": await _by_debtor(connection, join("contact_history"), keys),
+    }
+
+
+async def write_plan(
+    connection: Any,
+    schedule: list[tuple[Any, ...]],
+    statuses: list[tuple[str, str, str, str]],
+) -> int:
+    """New schedule rows (a key already stored is left alone, as `propose` does for a pending
+    action) and the cases whose plan status changed. Returns rows inserted."""
+    inserted = 0
+    if schedule:
+        await connection.execute(
+            "CREATE TEMP TABLE day_plan_actions"
+            " (LIKE orchestrator.scheduled_actions INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        await connection.copy_records_to_table(
+            "day_plan_actions", records=schedule, columns=SCHEDULE_COLUMNS
+        )
+        columns = ", ".join(SCHEDULE_COLUMNS)
+        status = await connection.execute(
+            f"INSERT INTO orchestrator.scheduled_actions ({columns})"
+            f" SELECT {columns} FROM day_plan_actions"
+            " ON CONFLICT (tenant_id, debtor_id, action_key) WHERE action_key IS NOT NULL"
+            " DO NOTHING"
+        )
+        inserted = int(status.split()[-1])
+    if statuses:
+        await connection.execute(
+            "CREATE TEMP TABLE day_plan_statuses (tenant_id text, debtor_id text,"
+            " plan_status text, plan_reason text) ON COMMIT DROP"
+        )
+        await connection.copy_records_to_table("day_plan_statuses", records=statuses)
+        await connection.execute(
+            "UPDATE orchestrator.cases c SET plan_status = s.plan_status,"
+            " plan_reason = s.plan_reason FROM day_plan_statuses s"
+            " WHERE c.tenant_id = s.tenant_id AND c.debtor_id = s.debtor_id"
+        )
+    return inserted
+
+
+async def cases_of(connection: Any, keys: Sequence[DebtorKey]) -> dict[DebtorKey, Row]:
+    """The cases of the batch's debtors (already locked by the claim)."""
+    rows = await connection.fetch(
+        "SELECT c.* FROM unnest($1::text[], $2::text[]) AS batch(tenant_id, debtor_id)"
+        " JOIN orchestrator.cases c"
+        " ON c.tenant_id = batch.tenant_id AND c.debtor_id = batch.debtor_id",
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+    )
+    return {(row["tenant_id"], row["debtor_id"]): dict(row) for row in rows}
+
+
+async def settle_actions(
+    connection: Any, settled: Sequence[tuple[UUID, str, str | None]], now: datetime
+) -> None:
+    """(action id, status, reason): what `OrchestratorRepository.settle_action` records, for many
+    actions at once."""
+    if not settled:
+        return
+    await connection.execute(
+        "UPDATE orchestrator.scheduled_actions a SET status = s.status,"
+        " status_reason = s.reason, happened_at = $4,"
+        " fired_at = CASE WHEN s.status = 'fired' THEN $4 ELSE a.fired_at END,"
+        " cancelled_at = CASE WHEN s.status = 'cancelled' THEN $4 ELSE a.cancelled_at END"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s(action_id, status, reason)"
+        " WHERE a.action_id = s.action_id",
+        [row[0] for row in settled],
+        [row[1] for row in settled],
+        [row[2] for row in settled],
+        now,
+    )
+
+
+async def reschedule_actions(connection: Any, moved: Sequence[tuple[UUID, datetime]]) -> None:
+    if not moved:
+        return
+    await connection.execute(
+        "UPDATE orchestrator.scheduled_actions a SET due_at = s.due_at"
+        " FROM unnest($1::uuid[], $2::timestamptz[]) AS s(action_id, due_at)"
+        " WHERE a.action_id = s.action_id",
+        [row[0] for row in moved],
+        [row[1] for row in moved],
+    )
+
+
+_DECISION_COLUMNS = (
+    ("tenant_id", "text"),
+    ("debtor_id", "text"),
+    ("action_id", "uuid"),
+    ("action_key", "text"),
+    ("channel", "text"),
+    ("verdict", "text"),
+    ("rule_id", "text"),
+    ("reason", "text"),
+    ("trail", "text"),
+    ("policy_id", "text"),
+    ("requested_at", "timestamptz"),
+    ("moved_to", "timestamptz"),
+    ("decided_at", "timestamptz"),
+)
+
+
+async def insert_decisions(connection: Any, decisions: Sequence[Row]) -> None:
+    """Contact decisions (`planning.decision_values`), each with a new id."""
+    if not decisions:
+        return
+    names = ", ".join(name for name, _ in _DECISION_COLUMNS)
+    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_DECISION_COLUMNS, 1))
+    selected = ", ".join(
+        "d.trail::jsonb" if name == "trail" else f"d.{name}" for name, _ in _DECISION_COLUMNS
+    )
+    columns = [
+        [
+            json.dumps(decision["trail"]) if name == "trail" else decision[name]
+            for decision in decisions
+        ]
+        for name, _ in _DECISION_COLUMNS
+    ]
+    await connection.execute(
+        f"INSERT INTO orchestrator.contact_decisions (decision_id, {names})"
+        f" SELECT gen_random_uuid(), {selected} FROM unnest({arrays}) AS d({names})"
+        # Only decisions about stored actions (a concurrent replan may have won a planned key).
+        " WHERE EXISTS (SELECT 1 FROM orchestrator.scheduled_actions a"
+        " WHERE a.action_id = d.action_id)",
+        *columns,
+    )
+
+
+async def insert_contacts(
+    connection: Any, contacts: Sequence[tuple[str, str, str, UUID]], at: datetime
+) -> None:
+    """(tenant, debtor, channel, action id) contacted at `at`: the history the caps count."""
+    if not contacts:
+        return
+    await connection.execute(
+        "INSERT INTO orchestrator.contact_history"
+        " (contact_id, tenant_id, debtor_id, channel, contacted_at, conversation, action_id)"
+        " SELECT gen_random_uuid(), c.tenant_id, c.debtor_id, c.channel, $5, false, c.action_id"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])"
+        " AS c(tenant_id, debtor_id, channel, action_id)",
+        *([row[n] for row in contacts] for n in range(4)),
+        at,
+    )
