@@ -23,12 +23,6 @@ pytestmark = pytest.mark.integration
 __all__ = ["orchestrator"]  # the fixture, shared with the scenario test
 
 
-async def _activate(o: Orchestrator, document: dict[str, object]) -> None:
-    url = f"/v1/strategies/{document['strategy_id']}/versions/{document['version']}"
-    assert (await o.client.put(url, json=document)).status_code == 200
-    assert (await o.client.post(f"{url}/activate")).status_code == 200
-
-
 def _paid(tenant_id: str, debtor_id: str, amount_minor: int, at_hour: int) -> PaymentReceived:
     return PaymentReceived(
         tenant_id=tenant_id,
@@ -94,8 +88,8 @@ async def test_variant_results_carry_contact_cost_and_cost_per_peso_collected(
     assert saved.status_code == 200 and saved.json()["is_default"] is False
 
     challenger = {**EARLY, "strategy_id": "challenger", "segments": []}
-    await _activate(o, EARLY)
-    await _activate(o, challenger)
+    await o.activate(EARLY)
+    await o.activate(challenger)
     split = [{"strategy_id": "early", "percent": 50}, {"strategy_id": "challenger", "percent": 50}]
     assert (await o.client.put("/v1/segments/1-30/variants", json={"variants": split})).is_success
     handle = handlers.debtor_segmented_handler(o.clock, _timing())
@@ -227,7 +221,7 @@ async def test_agents_pull_tasks_of_their_zone_ranked_by_balance_and_score(
     orchestrator: Orchestrator,
 ) -> None:
     o = orchestrator
-    await _activate(o, CALL_FIRST)
+    await o.activate(CALL_FIRST)
     handle = handlers.debtor_segmented_handler(o.clock, _timing())
     # (debtor, zone, balance in minor units, propensity score)
     debtors = [

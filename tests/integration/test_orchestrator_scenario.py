@@ -115,6 +115,12 @@ class Orchestrator:
             await handler(delivered(payload), uow)
             await uow.commit()
 
+    async def activate(self, document: dict[str, Any]) -> None:
+        """Upload a strategy version through the API and make it the active one."""
+        url = f"/v1/strategies/{document['strategy_id']}/versions/{document['version']}"
+        assert (await self.client.put(url, json=document)).status_code == 200
+        assert (await self.client.post(f"{url}/activate")).json()["status"] == "active"
+
     async def at(self, instant: datetime) -> None:
         """Move the clock and let the scheduler do what is due."""
         self.clock.now = instant
@@ -213,9 +219,7 @@ async def test_a_month_of_a_debtors_life(orchestrator: Orchestrator) -> None:
     o, tenant = orchestrator, orchestrator.tenant_id
     clock = o.clock
     for document in (EARLY, LATE):
-        url = f"/v1/strategies/{document['strategy_id']}/versions/1"
-        assert (await o.client.put(url, json=document)).status_code == 200
-        assert (await o.client.post(f"{url}/activate")).json()["status"] == "active"
+        await o.activate(document)
 
     # Mon 2 Nov, 09:00 in Mexico City: the debtor enters 1-30; the WhatsApp is due at 10:00.
     await o.handle(

@@ -23,12 +23,6 @@ pytestmark = pytest.mark.integration
 __all__ = ["orchestrator"]  # the fixture, shared with the scenario test
 
 
-async def _activate(o: Orchestrator, document: dict[str, object]) -> None:
-    url = f"/v1/strategies/{document['strategy_id']}/versions/{document['version']}"
-    assert (await o.client.put(url, json=document)).status_code == 200
-    assert (await o.client.post(f"{url}/activate")).status_code == 200
-
-
 async def test_invalid_strategies_and_looser_policies_are_refused_with_paths(
     orchestrator: Orchestrator,
 ) -> None:
@@ -44,7 +38,7 @@ async def test_invalid_strategies_and_looser_policies_are_refused_with_paths(
         "strategy_id: 'early' does not match the URL's 'other'"
     ]
 
-    await _activate(o, EARLY)
+    await o.activate(EARLY)
     changed = {**EARLY, "name": "Renamed"}
     in_use = await o.client.put("/v1/strategies/early/versions/1", json=changed)
     assert in_use.status_code == 409
@@ -77,8 +71,8 @@ async def test_variants_split_debtors_who_keep_theirs_and_results_carry_interval
 ) -> None:
     o = orchestrator
     challenger = {**EARLY, "strategy_id": "challenger", "segments": []}
-    await _activate(o, EARLY)
-    await _activate(o, challenger)
+    await o.activate(EARLY)
+    await o.activate(challenger)
     split = [{"strategy_id": "early", "percent": 50}, {"strategy_id": "challenger", "percent": 50}]
     response = await o.client.put("/v1/segments/1-30/variants", json={"variants": split})
     assert response.status_code == 200, response.text
@@ -120,7 +114,7 @@ async def test_an_opted_out_channel_is_dropped_with_its_rule_and_the_fallback_go
     orchestrator: Orchestrator,
 ) -> None:
     o = orchestrator
-    await _activate(o, EARLY)
+    await o.activate(EARLY)
     opt_out = await o.client.post(f"/v1/debtors/{DEBTOR}/opt-outs", json={"channel": "whatsapp"})
     assert opt_out.status_code == 204
     handle = handlers.debtor_segmented_handler(o.clock, _timing())
@@ -139,7 +133,7 @@ async def test_an_opted_out_channel_is_dropped_with_its_rule_and_the_fallback_go
 
 async def test_replicas_claim_each_due_action_once(orchestrator: Orchestrator) -> None:
     o = orchestrator
-    await _activate(o, EARLY)
+    await o.activate(EARLY)
     handle = handlers.debtor_segmented_handler(o.clock, _timing())
     for n in range(20):
         event = segmented(o.tenant_id, "1-30", "early", 12, o.clock.now)

@@ -47,14 +47,7 @@ def create_delivery_tables_v1(schema: str) -> None:
         sa.UniqueConstraint("event_id"),
         schema=schema,
     )
-    op.create_index(
-        "outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema=schema,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    _create_unpublished_index(schema)
     op.create_table(
         "processed_events",
         sa.Column("consumer", sa.Text(), nullable=False),
@@ -103,6 +96,11 @@ def revert_delivery_tables_v2(schema: str, compression_before: str = "DEFAULT") 
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         schema=schema,
     )
+    _create_unpublished_index(schema)
+
+
+def _create_unpublished_index(schema: str) -> None:
+    """v1's index of the rows still to publish (v2 drops it)."""
     op.create_index(
         "outbox_unpublished",
         "outbox",
