@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from recupero_devstack._util import free_port
@@ -268,6 +268,53 @@ async def test_due_email_action_reaches_the_debtor_once(
     assert row["attempts"] == 1
     assert row["message_id"] == message_id
     assert row["sent_at"] == published.payload.sent_at
+
+
+async def test_connections_cut_by_postgresql_are_replaced_without_a_second_send(
+    settings: NotifierSettings,
+    smtp_sink: SmtpSink,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+    database_url: str,
+) -> None:
+    """The notifier does not test pooled connections before each use (`database_pre_ping`):
+    after PostgreSQL dropped every one of them (a restart, a failover), the next action still
+    reaches the debtor, once."""
+    debtor_id = f"C-{uuid4().hex[:8]}"
+    address = f"{debtor_id.lower()}@example.com"
+    first, second = action_due(debtor_id, address), action_due(debtor_id, address)
+    second_id = f"<{second.action_id}@recupero.local>"
+
+    async with (
+        running(settings),
+        TopicReader(kafka_bootstrap, Topic.MESSAGE_SENT.value) as sent,
+    ):
+        await produce(producer, as_orchestrator(first))
+        await sent.wait_for(message_sent_for(first.action_id))
+        # This test's database is the notifier's alone: every other backend in it is its pool.
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                cut = (
+                    await connection.execute(
+                        text(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                ).scalar_one()
+        finally:
+            await engine.dispose()
+        assert cut > 0
+
+        await produce(producer, as_orchestrator(second))
+        await wait_for_mail(smtp_sink, second_id)
+        await sent.wait_for(message_sent_for(second.action_id))
+
+    assert len(mails_with(smtp_sink, second_id)) == 1
+    row = await delivery_row(settings.database_url, second.action_id)
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("sent", 1)
 
 
 class FailsOnce:

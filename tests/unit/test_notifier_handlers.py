@@ -32,7 +32,7 @@ from recupero_notifier.adapters.providers import (
     ProviderUnavailable,
     TokenBucket,
 )
-from recupero_notifier.adapters.repository import Delivery, DeliveryState
+from recupero_notifier.adapters.repository import Delivery, DeliveryOutlook, DeliveryState
 from recupero_notifier.adapters.templates import JinjaTemplates, TemplateSource
 from recupero_notifier.domain.messages import (
     NoEmailAddress,
@@ -206,11 +206,16 @@ class FakeDeliveries:
         self.rows: dict[UUID, dict[str, Any]] = {}
         self._journal = journal
 
-    async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None:
-        row = self.rows.get(action_id)
-        if row is None or row["tenant_id"] != tenant_id:
-            return None
-        return DeliveryState(row["status"], row.get("last_attempt_at"), row.get("retry_at"))
+    async def delivery_outlook(
+        self, action: ActionDue, template_keys: tuple[str, ...], session_address: str | None
+    ) -> DeliveryOutlook:
+        # No tenant overrides and no session windows here: the shipped templates (overrides
+        # and windows are tested on PostgreSQL).
+        row = self.rows.get(action.action_id)
+        if row is None or row["tenant_id"] != action.tenant_id:
+            return DeliveryOutlook(None, None, None)
+        state = DeliveryState(row["status"], row.get("last_attempt_at"), row.get("retry_at"))
+        return DeliveryOutlook(state, None, None)
 
     async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
         row = self.rows.setdefault(
@@ -255,9 +260,6 @@ class FakeDeliveries:
             {"tenant_id": action.tenant_id, "status": "unsupported_channel", "attempts": 0},
         )
 
-    async def session_open_since(self, channel: str, address: str, since: datetime) -> bool:
-        return False
-
     async def active_template(
         self, tenant_id: str, name: str, keys: tuple[str, ...]
     ) -> TemplateSource | None:
@@ -268,6 +270,11 @@ class FakeDeliveries:
         raise NotImplementedError("callbacks are tested on PostgreSQL")
 
     async def delivery_for_callback(self, action_id: UUID) -> Delivery | None:
+        raise NotImplementedError("callbacks are tested on PostgreSQL")
+
+    async def claim_status_callback(
+        self, provider: str, callback_key: str, action_id: UUID
+    ) -> tuple[bool, Delivery | None]:
         raise NotImplementedError("callbacks are tested on PostgreSQL")
 
     async def deliveries_to(self, channel: str, address: str) -> list[Delivery]:

@@ -46,9 +46,9 @@ class ServiceSchema:
         return self.metadata.schema
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
+        database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=pre_ping
     )
 
 

@@ -44,7 +44,9 @@ class Service(Generic[Repo]):
         self.schema = schema
         self._repositories = repositories
         self._migrations = migrations
-        self.engine = create_engine(settings.database_url, settings.database_pool_size)
+        self.engine = create_engine(
+            settings.database_url, settings.database_pool_size, settings.database_pre_ping
+        )
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )

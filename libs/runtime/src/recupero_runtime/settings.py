@@ -16,6 +16,10 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/recupero"
     # Connections kept open (10 more may be opened in bursts).
     database_pool_size: int = Field(default=10, ge=1)
+    # Test each pooled connection before use (BEGIN, a query, ROLLBACK: three round trips a
+    # checkout). Off: a connection dead since a PostgreSQL restart fails its first statement
+    # once instead (consumers retry it; an HTTP caller gets a 500 and retries).
+    database_pre_ping: bool = True
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     http_host: str = "127.0.0.1"
     http_port: int = 8000

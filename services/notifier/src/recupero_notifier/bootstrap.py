@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from recupero_events import Channel, Topic
 from recupero_notifier.adapters.accounts import (
@@ -43,6 +44,7 @@ from recupero_notifier.entrypoints.webhooks import (
 )
 from recupero_notifier.handlers import ActionDelivery, ChatbotPolicy
 from recupero_notifier.settings import NotifierSettings
+from recupero_runtime.db import UnitOfWork
 from recupero_runtime.service import Service
 
 
@@ -184,6 +186,20 @@ def channel_adapters(
     return channels
 
 
+def attempt_units(
+    service: Service[NotifierRepository],
+) -> Callable[[], UnitOfWork[NotifierRepository]]:
+    """Units of work for a delivery's attempt records, each one statement that commits on its
+    own (autocommit: no BEGIN and COMMIT round trips), durable before the provider is called.
+    They never publish: what is published commits with the consumer's unit of work."""
+    sessions = async_sessionmaker(
+        service.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+    return partial(
+        UnitOfWork, sessions, service.schema, NotifierRepository, service.settings.service_name
+    )
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
@@ -222,7 +238,7 @@ def bootstrap(
     # Letters need no provider account: the print queue is in our own database.
     channels[Channel.LETTER] = LetterChannel(service.unit_of_work, lambda: datetime.now(UTC))
     delivery = ActionDelivery(
-        attempts=service.unit_of_work,
+        attempts=attempt_units(service),
         channels=channels,
         templates=JinjaTemplates(settings.payment_link_url),
         unconfirmed_wait=timedelta(seconds=settings.unconfirmed_attempt_wait_seconds),

@@ -58,9 +58,11 @@ from recupero_notifier.adapters.providers import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from recupero_notifier.adapters.repository import Delivery, DeliveryState, KnownDebtor
+from recupero_notifier.adapters.repository import Delivery, DeliveryOutlook, KnownDebtor
 from recupero_notifier.adapters.templates import JinjaTemplates, TenantTemplates
 from recupero_notifier.domain import chatbot
+from recupero_notifier.domain.locales import tenant_keys
+from recupero_notifier.domain.messages import NoEmailAddress, NoPhoneNumber
 from recupero_notifier.domain.money import format_money
 from recupero_notifier.domain.replies import (
     IVR_AGENT,
@@ -84,7 +86,9 @@ DETAIL_LENGTH = 200
 class Deliveries(TenantTemplates, Protocol):
     """The delivery records the handlers need (`adapters.repository.NotifierRepository`)."""
 
-    async def delivery_state(self, tenant_id: str, action_id: UUID) -> DeliveryState | None: ...
+    async def delivery_outlook(
+        self, action: ActionDue, template_keys: tuple[str, ...], session_address: str | None
+    ) -> DeliveryOutlook: ...
 
     async def record_attempt(
         self, action: ActionDue, recipient: str, provider: str
@@ -106,9 +110,11 @@ class Deliveries(TenantTemplates, Protocol):
 
     async def record_unsupported_channel(self, action: ActionDue) -> None: ...
 
-    async def session_open_since(self, channel: str, address: str, since: datetime) -> bool: ...
-
     async def claim_callback(self, provider: str, callback_key: str) -> bool: ...
+
+    async def claim_status_callback(
+        self, provider: str, callback_key: str, action_id: UUID
+    ) -> tuple[bool, Delivery | None]: ...
 
     async def delivery_for_callback(self, action_id: UUID) -> Delivery | None: ...
 
@@ -166,8 +172,8 @@ async def carry_out_action(
 ) -> None:
     """Contact the debtor as the action says, at most once as the debtor sees it.
 
-    `uow` is the consumer's unit of work; `attempts` opens a separate one (the service's
-    `unit_of_work` factory) whose commit does not wait for the provider call.
+    `uow` is the consumer's unit of work; `attempts` opens a separate one (`bootstrap.
+    attempt_units`: each statement commits on its own) that does not wait for the provider call.
     `resuming_parked`: the retry worker sends a parked delivery (anyone else leaves it alone).
     """
     adapter = channels.get(action.channel)
@@ -179,7 +185,20 @@ async def carry_out_action(
         )
         return
 
-    state = await uow.repo.delivery_state(action.tenant_id, action.action_id)
+    # The address first, so the session window is read with the rest; a missing one is raised
+    # only once the delivery's state says it would be used.
+    try:
+        recipient: str | None = adapter.recipient(action)
+        no_address: Exception | None = None
+    except (NoEmailAddress, NoPhoneNumber) as missing:
+        recipient, no_address = None, missing
+    # One round trip: the delivery's state, the tenant's template, the session window.
+    outlook = await uow.repo.delivery_outlook(
+        action,
+        tenant_keys(action.contact.locale),
+        recipient if action.channel is Channel.WHATSAPP else None,
+    )
+    state = outlook.state
     if state is not None and state.status in ("sent", "failed"):
         log.info("action_already_delivered", action_id=str(action.action_id), status=state.status)
         return
@@ -201,10 +220,12 @@ async def carry_out_action(
         )
 
     # The tenant's template for the debtor's locale, else the shipped one (`adapters.templates`).
-    rendered = await templates.render_action(action, uow.repo)
-    recipient = adapter.recipient(action)
-    session_open = action.channel is Channel.WHATSAPP and await uow.repo.session_open_since(
-        action.channel.value, recipient, now - SESSION_WINDOW
+    rendered = templates.render_found(action, outlook.template)
+    if no_address is not None:
+        raise no_address
+    assert recipient is not None
+    session_open = (
+        outlook.last_inbound_at is not None and outlook.last_inbound_at >= now - SESSION_WINDOW
     )
 
     async with attempts() as attempt_uow:
@@ -386,9 +407,11 @@ async def apply_status_report(
 ) -> None:
     """`tenant_served`: whose messages the reporting account may speak about; a status about
     another tenant's message (signed with one tenant's secret) changes nothing."""
-    if not await uow.repo.claim_callback(report.provider, report.callback_key):
+    claimed, delivery = await uow.repo.claim_status_callback(
+        report.provider, report.callback_key, report.action_id
+    )
+    if not claimed:
         raise CallbackReplayed(f"{report.provider} callback {report.callback_key}")
-    delivery = await uow.repo.delivery_for_callback(report.action_id)
     if (
         delivery is None
         or not tenant_served(delivery.tenant_id)

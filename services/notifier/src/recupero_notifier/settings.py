@@ -15,6 +15,10 @@ class NotifierSettings(ServiceSettings):
     # pool keeps more than twice as many, and webhooks still find one.
     consumer_concurrency: int = Field(default=16, ge=1)
     database_pool_size: int = Field(default=40, ge=1)
+    # Four checkouts a message (the consumer's, the attempt's, two webhooks'): pinging each was
+    # a third of the round trips to PostgreSQL. The consumer retries a statement on a connection
+    # lost since a restart; providers retry a webhook that got a 500.
+    database_pre_ping: bool = False
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525

@@ -213,9 +213,14 @@ class JinjaTemplates:
     ) -> TemplateSource:
         """The tenant's template for the locale, else for its language, else the shipped one
         for the locale, else for its language."""
-        source = await stored.active_template(tenant_id, name, tenant_keys(locale))
-        if source is None:
-            source = self.shipped(name, locale)
+        return self._tenants_else_shipped(
+            await stored.active_template(tenant_id, name, tenant_keys(locale)), name, locale
+        )
+
+    def _tenants_else_shipped(
+        self, tenants: TemplateSource | None, name: str, locale: str
+    ) -> TemplateSource:
+        source = tenants if tenants is not None else self.shipped(name, locale)
         if source is None:
             known = ", ".join(sorted(self.names))
             raise UnknownTemplate(
@@ -223,8 +228,10 @@ class JinjaTemplates:
             )
         return source
 
-    async def render_action(self, action: ActionDue, stored: TenantTemplates) -> RenderedMessage:
-        source = await self.find(action.tenant_id, action.template, action.contact.locale, stored)
+    def render_found(self, action: ActionDue, tenants: TemplateSource | None) -> RenderedMessage:
+        """The action's message from the tenant's template already read (`tenants`, None when
+        the tenant has none for the action's locale or language), else the shipped one."""
+        source = self._tenants_else_shipped(tenants, action.template, action.contact.locale)
         payment_link = self.payment_link(action.tenant_id, action.debtor_id)
         return render_source(source, ReminderContext.for_action(action, payment_link))
 
