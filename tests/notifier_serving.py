@@ -10,6 +10,12 @@ import uvicorn
 from recupero_notifier.bootstrap import bootstrap
 from recupero_notifier.settings import NotifierSettings
 
+# The default WhatsApp Business account the tests' notifiers and local peers share.
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+ACCESS_TOKEN = "test-access-token"
+PHONE_NUMBER_ID = "106540352242922"
+
 
 @asynccontextmanager
 async def serving(settings: NotifierSettings, timeout_s: float = 60) -> AsyncIterator[str]:

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,16 +48,18 @@ from recupero_notifier.settings import NotifierSettings
 from recupero_runtime.db import create_engine
 from tests.kafka_reading import EventStream
 from tests.notifier_debtors import known_debtor, new_phone
-from tests.notifier_serving import serving
+from tests.notifier_serving import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    serving,
+)
 
 pytestmark = pytest.mark.integration
 
 TENANT = "demo-bank"
 TIMEOUT_S = 60
-APP_SECRET = "test-app-secret"
-VERIFY_TOKEN = "test-verify-token"
-ACCESS_TOKEN = "test-access-token"
-PHONE_NUMBER_ID = "106540352242922"
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token"
 OUR_NUMBER = "+15005550006"
@@ -69,24 +71,6 @@ NORTE_APP_SECRET = "norte-app-secret"
 NORTE_SID = "AC" + "2" * 32
 NORTE_AUTH_TOKEN = "norte-auth-token"
 NORTE_NUMBER = "+5215550001111"
-
-
-@pytest.fixture
-def notifier_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def whatsapp(notifier_port: int) -> Iterator[WhatsAppCloudPeer]:
-    with WhatsAppCloudPeer(
-        free_port(),
-        access_token=ACCESS_TOKEN,
-        app_secret=APP_SECRET,
-        phone_number_id=PHONE_NUMBER_ID,
-        verify_token=VERIFY_TOKEN,
-        webhook_url=f"http://127.0.0.1:{notifier_port}/webhooks/whatsapp",
-    ) as peer:
-        yield peer
 
 
 @pytest.fixture
@@ -125,16 +109,6 @@ def settings(
         twilio_from_number=OUR_NUMBER,
         provider_retry_seconds=2,
     )
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 class Events(EventStream):

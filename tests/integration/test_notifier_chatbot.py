@@ -5,14 +5,12 @@ middle of a conversation continues it where it was.
 """
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from recupero_devstack._util import free_port
 from recupero_devstack.providers.whatsapp import WhatsAppCloudPeer
 from recupero_events import (
     MessageStatus,
@@ -24,33 +22,18 @@ from recupero_events import (
 from recupero_notifier.settings import NotifierSettings
 from tests.kafka_reading import EventStream
 from tests.notifier_debtors import TIME_ZONE, known_debtor, new_phone
-from tests.notifier_serving import serving
+from tests.notifier_serving import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    serving,
+)
 
 pytestmark = pytest.mark.integration
 
 TENANT = "demo-bank"
 TIMEOUT_S = 60
-APP_SECRET = "test-app-secret"
-ACCESS_TOKEN = "test-access-token"
-PHONE_NUMBER_ID = "106540352242922"
-
-
-@pytest.fixture
-def notifier_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def whatsapp(notifier_port: int) -> Iterator[WhatsAppCloudPeer]:
-    with WhatsAppCloudPeer(
-        free_port(),
-        access_token=ACCESS_TOKEN,
-        app_secret=APP_SECRET,
-        phone_number_id=PHONE_NUMBER_ID,
-        verify_token="test-verify-token",
-        webhook_url=f"http://127.0.0.1:{notifier_port}/webhooks/whatsapp",
-    ) as peer:
-        yield peer
 
 
 @pytest.fixture
@@ -66,7 +49,7 @@ def settings(
         whatsapp_phone_number_id=PHONE_NUMBER_ID,
         whatsapp_access_token=ACCESS_TOKEN,
         whatsapp_app_secret=APP_SECRET,
-        whatsapp_verify_token="test-verify-token",
+        whatsapp_verify_token=VERIFY_TOKEN,
         provider_retry_seconds=2,
         chatbot_max_promise_days=30,
     )

@@ -5,13 +5,12 @@ the action, and `message-sent` follows on Kafka; a redelivered or re-emitted act
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -49,12 +48,6 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture
-def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    with SmtpSink(tmp_path / "mail", free_port(), free_port()) as sink:
-        yield sink
-
-
-@pytest.fixture
 def settings(database_url: str, kafka_bootstrap: str, smtp_sink: SmtpSink) -> NotifierSettings:
     return NotifierSettings(
         database_url=database_url,
@@ -63,16 +56,6 @@ def settings(database_url: str, kafka_bootstrap: str, smtp_sink: SmtpSink) -> No
         smtp_host="127.0.0.1",
         smtp_port=smtp_sink.smtp_port,
     )
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 @asynccontextmanager

@@ -8,9 +8,7 @@ PDF, listed for print, whose tracking updates reach the orchestrator as `message
 """
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -59,14 +57,8 @@ def tenants() -> tuple[str, str]:
     return f"austral-{suffix}", f"otro-{suffix}"
 
 
-@pytest.fixture
-def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
-    # Not used by these tests: the notifier shares its consumer group with every test's events,
-    # and an email action left on the topic must not hold a partition these tests need.
-    with SmtpSink(tmp_path / "mail", free_port(), free_port()) as sink:
-        yield sink
-
-
+# The SMTP sink is not used by these tests: the notifier shares its consumer group with every
+# test's events, and an email action left on the topic must not hold a partition these tests need.
 @pytest.fixture
 def settings(
     database_url: str, kafka_bootstrap: str, tenants: tuple[str, str], smtp_sink: SmtpSink

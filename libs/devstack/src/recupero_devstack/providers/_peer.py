@@ -195,7 +195,23 @@ class ProviderPeer(LocalServer):
     def outage_response(self, outage: Outage) -> Response:
         raise NotImplementedError
 
+    async def send_status(
+        self, message_id: str, status: str, error_code: int | None = None
+    ) -> None:
+        """Send the signed status callback the provider sends for one of its messages."""
+        raise NotImplementedError
+
     def _control_routes(self) -> list[BaseRoute]:
+        async def status(request: Request) -> Response:
+            body = await request.json()
+            try:
+                await self.send_status(
+                    request.path_params["message_id"], body["status"], body.get("error_code")
+                )
+            except LookupError as exc:
+                return JSONResponse({"error": str(exc)}, 404)
+            return Response(status_code=204)
+
         async def received(request: Request) -> Response:
             if request.method == "DELETE":
                 self.clear()
@@ -222,6 +238,7 @@ class ProviderPeer(LocalServer):
             return Response(status_code=204)
 
         return [
+            Route("/_peer/messages/{message_id}/status", status, methods=["POST"]),
             Route("/_peer/requests", received, methods=["GET", "DELETE"]),
             Route("/_peer/callbacks", callbacks, methods=["GET"]),
             Route("/_peer/outage", outage, methods=["POST"]),

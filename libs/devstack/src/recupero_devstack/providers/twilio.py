@@ -365,16 +365,6 @@ class TwilioPeer(ProviderPeer):
         return JSONResponse(resource, status_code=201)
 
     def routes(self) -> Sequence[BaseRoute]:
-        async def status(request: Request) -> Response:
-            body = await request.json()
-            try:
-                await self.send_status(
-                    request.path_params["sid"], body["status"], body.get("error_code")
-                )
-            except LookupError as exc:
-                return JSONResponse({"error": str(exc)}, 404)
-            return Response(status_code=204)
-
         async def inbound(request: Request) -> Response:
             body = await request.json()
             try:
@@ -396,7 +386,6 @@ class TwilioPeer(ProviderPeer):
 
         base = f"/{API_VERSION}/Accounts/{{account_sid}}"
         return [
-            Route("/_peer/messages/{sid}/status", status, methods=["POST"]),
             Route("/_peer/inbound", inbound, methods=["POST"]),
             Route("/_peer/calls/{sid}/digits", digits, methods=["POST"]),
             Route(f"{base}/Messages.json", self._messages, methods=["POST"]),

@@ -335,16 +335,6 @@ class WhatsAppCloudPeer(ProviderPeer):
         )
 
     def routes(self) -> Sequence[BaseRoute]:
-        async def status(request: Request) -> Response:
-            body = await request.json()
-            try:
-                await self.send_status(
-                    request.path_params["wamid"], body["status"], body.get("error_code")
-                )
-            except LookupError as exc:
-                return JSONResponse({"error": str(exc)}, 404)
-            return Response(status_code=204)
-
         async def inbound(request: Request) -> Response:
             body = await request.json()
             to = body.get("to")
@@ -357,7 +347,6 @@ class WhatsAppCloudPeer(ProviderPeer):
             return JSONResponse({"verified": await self.verify_subscription()})
 
         return [
-            Route("/_peer/messages/{wamid}/status", status, methods=["POST"]),
             Route("/_peer/inbound", inbound, methods=["POST"]),
             Route("/_peer/subscribe", subscribe, methods=["POST"]),
             Route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]),

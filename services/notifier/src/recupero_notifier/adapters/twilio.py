@@ -117,7 +117,9 @@ def account_of(accounts: ByTenant[TwilioAccount], action: ActionDue) -> TwilioAc
     return account
 
 
-class TwilioSms:
+class _TwilioChannel:
+    """What SMS and voice share: the tenant's account, the phone number, the status callback."""
+
     provider = PROVIDER
     confirmed_by_callback = True
 
@@ -127,6 +129,8 @@ class TwilioSms:
     def recipient(self, action: ActionDue) -> str:
         return phone_of(action)
 
+
+class TwilioSms(_TwilioChannel):
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
         account = account_of(self._accounts, action)
         return await account.create(
@@ -140,16 +144,7 @@ class TwilioSms:
         )
 
 
-class TwilioVoice:
-    provider = PROVIDER
-    confirmed_by_callback = True
-
-    def __init__(self, accounts: ByTenant[TwilioAccount]) -> None:
-        self._accounts = accounts
-
-    def recipient(self, action: ActionDue) -> str:
-        return phone_of(action)
-
+class TwilioVoice(_TwilioChannel):
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
         account = account_of(self._accounts, action)
         return await account.create(
