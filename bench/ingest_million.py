@@ -8,6 +8,8 @@
 - Ingest: the real service (a separate process) takes the upload over HTTP, parses, validates,
   stages with COPY, consolidates in SQL and relays the events; the clock stops when the topic's
   end offsets say the last event is on Kafka. Peak RSS of the ingest process is read from /proc.
+  CPU-seconds of the ingest process, its parser processes and PostgreSQL are printed with it,
+  and the load average (the machine is shared: wall times move with it, CPU-seconds less).
 - Re-import: the same file again; it must emit no event.
 - Next day: the same portfolio with 1% of debtors owing a new amount (compared debtor by
   debtor); only those emit.
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -31,7 +34,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
-from harness import events_on_kafka
+from harness import cpu_seconds, events_on_kafka, load_average, postgres_cpu_seconds
 
 from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
@@ -107,6 +110,21 @@ def daily_snapshot(source: Path, target: Path, every: int = 100) -> int:
     return changed
 
 
+async def explain_slow_statements(dsn: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for setting, value in (
+            ("session_preload_libraries", "auto_explain"),
+            ("auto_explain.log_min_duration", "300ms"),
+            ("auto_explain.log_analyze", "on"),
+            ("auto_explain.log_timing", "on"),
+            ("auto_explain.log_nested_statements", "on"),
+        ):
+            await connection.execute(f"ALTER DATABASE bench SET {setting} = '{value}'")
+    finally:
+        await connection.close()
+
+
 async def baseline_copy(dsn: str, path: Path) -> float:
     connection = await asyncpg.connect(dsn)
     try:
@@ -151,9 +169,39 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def children(pid: int) -> list[int]:
+    """The ingest process's parser processes (they live as long as it does)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    # multiprocessing's resource tracker is a child too; it parses nothing.
+    return [
+        int(child)
+        for child in found
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def cpu_now(ingest: int, postmaster: int) -> tuple[float, float, float]:
+    """CPU-seconds so far: the ingest process, its parser processes, PostgreSQL's backends."""
+    # `postgres_cpu_seconds` sums the live children of any parent pid.
+    return cpu_seconds(ingest), postgres_cpu_seconds(ingest), postgres_cpu_seconds(postmaster)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--parse-processes",
+        type=int,
+        default=2,
+        help="the service's RECUPERO_PARSE_PROCESSES (0: one thread parses, as before)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the files and data dirs")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="log the plan (EXPLAIN ANALYZE) of every statement over 300 ms to the benchmark's "
+        "postgres.log (with --keep, to read it afterwards)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recupero-bench-"))
     csv_path = work / "portfolio.csv"
@@ -167,6 +215,8 @@ async def main() -> None:
     ingest = None
     try:
         postgres.ensure_database("bench")
+        if args.explain:
+            await explain_slow_statements(postgres.dsn_for("bench"))
         copy_s = await baseline_copy(postgres.dsn_for("bench"), csv_path)
         print(f"baseline COPY into a bare table: {copy_s:.2f} s ({rows / copy_s:,.0f} rows/s)")
 
@@ -179,6 +229,7 @@ async def main() -> None:
             "RECUPERO_API_KEYS": json.dumps({hash_api_key(key): "bench-bank"}),
             "RECUPERO_HTTP_PORT": str(port),
             "RECUPERO_LOG_LEVEL": "INFO",
+            "RECUPERO_PARSE_PROCESSES": str(args.parse_processes),
         }
         ingest = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "recupero_ingest", env=env
@@ -216,11 +267,25 @@ async def main() -> None:
                     await asyncio.sleep(0.1)
                 return time.perf_counter() - started, report, expected
 
+            postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
+            load_before, cpu_before = load_average(), cpu_now(ingest.pid, postmaster)
             elapsed, report, events = await run_import(csv_path)
+            cpu = [
+                after - before
+                for after, before in zip(cpu_now(ingest.pid, postmaster), cpu_before, strict=True)
+            ]
             rss = peak_rss_mb(ingest.pid)
+            parsers = children(ingest.pid)
+            rss_children = sum(peak_rss_mb(pid) for pid in parsers)
             print(
                 f"ingest: {elapsed:.2f} s for {rows:,} rows ({rows / elapsed:,.0f} rows/s), "
-                f"{events:,} debt-imported events on Kafka, peak RSS {rss:.0f} MB"
+                f"{events:,} debt-imported events on Kafka, peak RSS {rss:.0f} MB "
+                f"+ {rss_children:.0f} MB in {len(parsers)} parser processes"
+            )
+            print(
+                f"  CPU-seconds: ingest process {cpu[0]:.1f}, parser processes {cpu[1]:.1f}, "
+                f"PostgreSQL backends {cpu[2]:.1f}; load average {load_before} -> "
+                f"{load_average()}"
             )
             print(
                 f"  accepted {report['rows_accepted']:,}, rejected {report['rows_rejected']:,}, "
@@ -253,6 +318,8 @@ async def main() -> None:
             await asyncio.wait_for(ingest.wait(), 60)
         kafka.stop()
         postgres.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

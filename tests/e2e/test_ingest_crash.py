@@ -3,6 +3,7 @@ the stored file: every debtor once, every event once."""
 
 import asyncio
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -46,7 +47,16 @@ def test_a_killed_import_resumes_with_no_duplicate_debts_or_events(start_stack: 
         assert report["status"] != "completed", "the import finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    killed = stack.processes["ingest"].pid
+    parsers = Path(f"/proc/{killed}/task/{killed}/children").read_text().split()
+    assert parsers, "the file was not being parsed in processes of their own"
     stack.kill("ingest")
+    # Its parser processes leave with it instead of waiting forever on a queue no one feeds.
+    wait_for(
+        "the killed service's parser processes to leave",
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in parsers),
+        15,
+    )
 
     stack.start("ingest")
     stack.wait_ready("ingest")

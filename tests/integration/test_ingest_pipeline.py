@@ -20,6 +20,7 @@ from recupero_devstack.sample import sample_portfolio
 from recupero_events import (
     DebtImported,
     DebtRecordsSubmitted,
+    PostalAddress,
     SubmittedDocument,
     decode,
     encode,
@@ -324,6 +325,9 @@ async def test_records_streamed_on_kafka_are_imported(ingest: Ingest, kafka_boot
         name="Luis Gómez",
         phone="300 123 4567",
         country="CO",
+        address_line_1="Carrera 7 # 32-16",
+        city="Bogotá",
+        region="Cundinamarca",
         documents=[
             SubmittedDocument(
                 document_id="K1-1", due_on="2026-09-30", amount="250000.00", currency="COP"
@@ -347,6 +351,9 @@ async def test_records_streamed_on_kafka_are_imported(ingest: Ingest, kafka_boot
         "K1",
         25_000_000,
         "+573001234567",
+    )
+    assert event.contact.postal_address == PostalAddress(
+        street_lines=["Carrera 7 # 32-16"], city="Bogotá", region="Cundinamarca", country="CO"
     )
 
 
@@ -392,3 +399,111 @@ async def test_bad_input_is_refused_with_a_reason(ingest: Ingest) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert bad_profile.status_code == 422 and "columns" in bad_profile.text
+
+
+async def test_postal_addresses_under_spanish_headers_reach_debt_imported(ingest: Ingest) -> None:
+    profile = """
+name: cartera-ar
+delimiter: ";"
+decimal_separator: ","
+thousands_separator: "."
+date_formats: ["%d/%m/%Y"]
+columns:
+  debtor_id: Nro Cliente
+  name: Titular
+  document_id: Comprobante
+  due_on: Vencimiento
+  amount: Saldo
+  address_line_1: Dirección
+  address_line_2: Piso/Depto
+  city: Ciudad
+  region: Provincia
+  postal_code: Código Postal
+optional_columns: [address_line_2]
+default_document_type: invoice
+defaults: {country: AR, currency: ARS}
+"""
+    saved = await ingest.client.put(
+        "/v1/profiles/cartera-ar", content=profile, headers={"Content-Type": "application/yaml"}
+    )
+    assert saved.status_code == 201, saved.text
+    # Headers as a spreadsheet in Spanish writes them: case and accents do not count.
+    content = (
+        "NRO CLIENTE;TITULAR;COMPROBANTE;VENCIMIENTO;SALDO;DIRECCION;PISO/DEPTO;CIUDAD;"
+        "PROVINCIA;CODIGO POSTAL\n"
+        "A-1;Ana Pérez;FC-1;10/10/2026;1.500,75;Av. Corrientes 1234;Piso 5 B;"
+        "Ciudad Autónoma de Buenos Aires;CABA;C1043AAZ\n"
+        "A-2;Luis Díaz;FC-2;10/10/2026;99,99;;;Rosario;Santa Fe;\n"
+        "A-3;Eva Ruiz;FC-3;10/10/2026;10,00;San Martín 50;;;Mendoza;M5500\n"
+    )
+    report = await ingest.upload(content, profile="cartera-ar")
+    rejections = (await ingest.client.get(f"/v1/imports/{report['import_id']}")).json()
+    assert (report["debtors_new"], report["rows_rejected"]) == (2, 1), rejections
+    [rejected] = rejections["rejections"]
+    assert (rejected["row_number"], rejected["field"]) == (4, "city")
+    assert "needs a city" in rejected["reason"]
+
+    by_debtor = {event.debtor_id: event for event in await ingest.events()}
+    assert by_debtor["A-1"].contact.postal_address == PostalAddress(
+        street_lines=["Av. Corrientes 1234", "Piso 5 B"],
+        city="Ciudad Autónoma de Buenos Aires",
+        region="CABA",
+        postal_code="C1043AAZ",
+        country="AR",
+    )
+    # A city and a province without a street are no address: the debt is imported without one.
+    assert by_debtor["A-2"].contact.postal_address is None
+
+    # The debtor moves: the new address is a change of the debtor, published once.
+    moved = content.replace("Av. Corrientes 1234;Piso 5 B", "Florida 100;")
+    await ingest.upload(moved, profile="cartera-ar")
+    events = [event for event in await ingest.events() if event.debtor_id == "A-1"]
+    assert [event.change for event in events] == ["new", "changed"]
+    assert events[-1].contact.postal_address is not None
+    assert events[-1].contact.postal_address.street_lines == ("Florida 100",)
+
+
+async def test_rows_that_contradict_earlier_rows_are_rejected_saying_which(
+    ingest: Ingest,
+) -> None:
+    rows = rows_of(sample_portfolio(3, seed=11, id_prefix="K"))
+    of_debtor = {d: [r for r in rows if r["debtor_id"] == d] for d in ("K000001", "K000002")}
+    currency = of_debtor["K000002"][0]["currency"]
+    other = "USD" if currency != "USD" else "PEN"
+    listed_twice = {**of_debtor["K000001"][0], "amount": "5"}
+    second_currency = {**of_debtor["K000002"][0], "document_id": "K-USD", "currency": other}
+    report = await ingest.upload(to_csv([*rows, listed_twice, second_currency]))
+    assert (report["rows_rejected"], report["debtors_new"]) == (2, 3)
+    first_row = rows.index(of_debtor["K000001"][0]) + 2  # the header is row 1
+    downloaded = await ingest.client.get(report["rejections_csv"])
+    assert list(csv.reader(io.StringIO(downloaded.text)))[1:] == [
+        [
+            str(len(rows) + 2),
+            "document_id",
+            listed_twice["document_id"],
+            f"document {listed_twice['document_id']} of debtor K000001 is already at row "
+            f"{first_row}",
+        ],
+        [
+            str(len(rows) + 3),
+            "currency",
+            other,
+            f"debtor K000002 has documents in {currency} in this file",
+        ],
+    ]
+    # The first rows won: the balances are the file's without the two contradicting rows.
+    again = await ingest.upload(to_csv(rows))
+    assert again["balance_by_currency"] == report["balance_by_currency"]
+    assert (again["debtors_changed"], again["debtors_unchanged"]) == (0, 3)
+
+    # A known debtor is kept in its currency: an incremental import cannot add another.
+    moved = {**of_debtor["K000002"][0], "document_id": "K-NEW", "currency": other}
+    later = await ingest.upload(to_csv([moved]))
+    assert later["rows_rejected"] == 1
+    downloaded = await ingest.client.get(later["rejections_csv"])
+    assert list(csv.reader(io.StringIO(downloaded.text)))[1] == [
+        "2",
+        "currency",
+        other,
+        f"debtor K000002 is kept in {currency}; an incremental import cannot add {other}",
+    ]

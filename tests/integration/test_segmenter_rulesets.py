@@ -25,6 +25,7 @@ from recupero_events import (
     DebtorSegmented,
     DocumentKind,
     Money,
+    PostalAddress,
 )
 from recupero_runtime.auth import hash_api_key
 from recupero_runtime.db import upgrade_schema
@@ -39,6 +40,13 @@ from recupero_segmenter.settings import SegmenterSettings
 from tests.unit.fakes import delivered
 
 pytestmark = pytest.mark.integration
+ADDRESS = PostalAddress(
+    street_lines=["Calle Morelos 45, Col. Centro"],
+    city="Guadalajara",
+    region="Jalisco",
+    postal_code="44100",
+    country="MX",
+)
 
 NOW = datetime(2026, 11, 22, 15, tzinfo=UTC)
 
@@ -72,6 +80,7 @@ class Segmenter:
                 phone="+5215512345678",
                 country="MX",
                 time_zone="America/Mexico_City",
+                postal_address=ADDRESS,
             ),
             attributes=DebtorAttributes(zone="Norte", risk_score="610"),
             documents=[
@@ -219,6 +228,7 @@ async def test_activation_resegments_everyone_and_reports_only_who_moved(
         await segmenter.import_debtor(debtor_id, days, balance, currency=currency)
     await segmenter.import_debtor("B-mid-large", 45, 900_000, tenant=segmenter.other_tenant)
     on_import = await segmenter.events()
+    assert {e.contact.postal_address for e in on_import} == {ADDRESS}
     assert len(on_import) == len(portfolio)
     # Each placement tells the orchestrator the debtor's zone and propensity score (for agents'
     # queues): new debtors with no history score 50 less their aging penalty.
@@ -251,6 +261,8 @@ async def test_activation_resegments_everyone_and_reports_only_who_moved(
         )
         assert event.balance == Money(amount_minor=portfolio[event.debtor_id][1], currency="MXN")
         assert event.contact.time_zone == "America/Mexico_City"
+        # The contact goes on whole, the postal address included: letters need it downstream.
+        assert event.contact.postal_address == ADDRESS
     # The other tenant's debtor in the same bucket is untouched.
     assert len(await segmenter.events(segmenter.other_tenant)) == 1
 

@@ -20,6 +20,7 @@ from recupero_events import (
     DocumentKind,
     EventDecodeError,
     Money,
+    PostalAddress,
     decode,
     encode,
 )
@@ -138,6 +139,27 @@ def test_consumers_ignore_unknown_fields_but_refuse_wrong_types() -> None:
     extended["balance"]["amount_minor"] = 1500.75
     with pytest.raises(EventDecodeError, match="amount_minor"):
         decode(encoded.topic, json.dumps(extended).encode(), encoded.headers)
+
+
+def test_a_postal_address_is_optional_and_its_country_a_code() -> None:
+    encoded = encode(debt_imported(), source="recupero/ingest")
+    # Events from before the address existed carry no such key: they read as no address.
+    older = json.loads(encoded.value)
+    del older["contact"]["postal_address"]
+    before = decode(encoded.topic, json.dumps(older).encode(), encoded.headers).payload
+    assert isinstance(before, DebtImported) and before.contact.postal_address is None
+
+    address = {"street_lines": ["Jr. Lampa 545"], "city": "Lima", "country": "PE"}
+    addressed = json.loads(encoded.value)
+    addressed["contact"]["postal_address"] = address
+    read = decode(encoded.topic, json.dumps(addressed).encode(), encoded.headers).payload
+    assert isinstance(read, DebtImported)
+    assert read.contact.postal_address == PostalAddress(**address)
+    # Same version: adding the optional field bumped nothing.
+    assert dict(encoded.headers)["ce_type"] == b"com.recupero.debt.imported.v2"
+    addressed["contact"]["postal_address"] = {**address, "country": "Peru"}
+    with pytest.raises(EventDecodeError, match="country"):
+        decode(encoded.topic, json.dumps(addressed).encode(), encoded.headers)
 
 
 def test_decode_names_what_is_wrong_with_the_envelope() -> None:

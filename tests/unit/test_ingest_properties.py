@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from recupero_events import ContactDetails, DocumentKind
+from recupero_events import ContactDetails, DocumentKind, PostalAddress
 from recupero_ingest.domain.contacts import (
     COUNTRIES,
     PhoneCheck,
@@ -63,6 +63,11 @@ def check_parsed(parsed: DocumentRow | Rejection) -> None:
         country=parsed.country,
         time_zone=parsed.time_zone,
         locale=parsed.locale,
+        postal_address=(
+            None
+            if parsed.postal_address is None
+            else PostalAddress.model_validate_json(parsed.postal_address)
+        ),
     )
 
 
@@ -235,6 +240,9 @@ def test_one_arbitrary_field_in_a_valid_record_gives_a_valid_row_or_a_rejection(
             ("interest", "amount"),
             ("fees", "amount"),
             ("amount", "principal"),
+            # A street line alone is half an address: a letter needs the city too.
+            ("address_line_1", "city"),
+            ("address_line_2", "city"),
         }
 
 

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from recupero_events import DocumentKind
+from recupero_events import DocumentKind, PostalAddress
 from recupero_ingest.domain.money import (
     AmountError,
     AmountFormat,
@@ -347,3 +347,79 @@ def test_record_values_from_json_keep_their_exact_digits() -> None:
         "0.35",
         {"canal": "whatsapp", "cuotas": "3"},
     )
+
+
+# --- postal addresses ---------------------------------------------------------------------
+
+SPANISH_HEADERS = ImportProfile.model_validate(
+    {
+        "name": "cartera-ar",
+        "columns": {
+            **{field: field for field in GOOD},
+            "address_line_1": "Dirección",
+            "address_line_2": "Piso/Depto",
+            "city": "Ciudad",
+            "region": "Provincia",
+            "postal_code": "Código Postal",
+        },
+        "optional_columns": ["address_line_2", "region", "postal_code"],
+    }
+)
+
+
+def test_a_street_and_a_city_make_a_postal_address_in_the_debtors_country() -> None:
+    parsed = RowParser(SPANISH_HEADERS).parse(
+        record(
+            **GOOD,
+            address_line_1="  Av. Corrientes   1234 ",
+            address_line_2="Piso 5 B",
+            city="Ciudad Autónoma de Buenos Aires",
+            region="CABA",
+            postal_code="C1043AAZ",
+        )
+    )
+    assert isinstance(parsed, DocumentRow)
+    assert parsed.postal_address is not None
+    assert PostalAddress.model_validate_json(parsed.postal_address) == PostalAddress(
+        street_lines=["Av. Corrientes 1234", "Piso 5 B"],
+        city="Ciudad Autónoma de Buenos Aires",
+        region="CABA",
+        postal_code="C1043AAZ",
+        country="MX",  # the row's country: the address gives none of its own
+    )
+
+
+@pytest.mark.parametrize(
+    ("cells", "field", "reason"),
+    [
+        (
+            {"address_line_1": "Jr. Lampa 545", "city": "Lima", "address_country": "PX"},
+            "address_country",
+            "'PX' is not an ISO-3166 alpha-2 country code (AR, MX, PE...)",
+        ),
+        (
+            {"address_line_1": "Jr. Lampa 545", "postal_code": "15001"},
+            "city",
+            "a postal address needs a city: the row gives a street but no city",
+        ),
+    ],
+)
+def test_an_address_a_letter_cannot_use_rejects_the_row_and_says_why(
+    cells: dict[str, str], field: str, reason: str
+) -> None:
+    parsed = RowParser(RECORDS_PROFILE).parse(record(**GOOD, **cells))
+    assert parsed == Rejection(7, field, cells.get(field, ""), reason)
+
+
+def test_without_a_street_there_is_no_address_and_the_row_is_kept() -> None:
+    # A province or city column may be there for segmentation: alone it is no address.
+    parsed = RowParser(RECORDS_PROFILE).parse(
+        record(**GOOD, city="Lima", region="Lima", address_country="pe")
+    )
+    assert isinstance(parsed, DocumentRow)
+    assert parsed.postal_address is None
+    found = RowParser(RECORDS_PROFILE).parse(
+        record(**GOOD, address_line_1="Jr. Lampa 545", city="Lima", address_country="pe")
+    )
+    assert isinstance(found, DocumentRow) and found.postal_address is not None
+    assert PostalAddress.model_validate_json(found.postal_address).country == "PE"

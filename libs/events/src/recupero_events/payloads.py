@@ -90,6 +90,37 @@ class DocumentKind(StrEnum):
     DEBIT_NOTE = "debit_note"
 
 
+class PostalAddress(BaseModel):
+    """Where a printed letter (carta documento) reaches the debtor, as the creditor gave it.
+
+    Lenient on purpose: street lines, region and postal code are the creditor's text, as each
+    country writes them; only the country is a checked code."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    street_lines: tuple[str, ...] = Field(
+        min_length=1,
+        max_length=3,
+        description="Street, number, floor and flat, neighbourhood (colonia, barrio), in the "
+        "order printed on the envelope.",
+        examples=[["Av. Corrientes 1234, piso 5 B", "San Nicolás"]],
+    )
+    city: str = Field(
+        min_length=1, description="City or locality.", examples=["Ciudad Autónoma de Buenos Aires"]
+    )
+    region: str | None = Field(
+        default=None,
+        description="State, province or department (estado, provincia, departamento), if given.",
+        examples=["CABA"],
+    )
+    postal_code: str | None = Field(
+        default=None, description="Postal code as the creditor wrote it.", examples=["C1043AAZ"]
+    )
+    country: str = Field(
+        pattern=r"^[A-Z]{2}$", description="ISO-3166 alpha-2 country.", examples=["AR"]
+    )
+
+
 class ContactDetails(BaseModel):
     """How to reach a debtor, as the creditor gave it."""
 
@@ -117,6 +148,11 @@ class ContactDetails(BaseModel):
         default="es-MX",
         description="BCP-47 locale for messages to this debtor.",
         examples=["es-MX"],
+    )
+    postal_address: PostalAddress | None = Field(
+        default=None,
+        description="Postal address for letters, if the creditor gave one; a letter to a debtor "
+        "without one is not sent (`no_postal_address`). Absent in events from before it existed.",
     )
 
 
@@ -493,6 +529,24 @@ class DebtRecordsSubmitted(EventPayload):
     zone: str | None = Field(default=None, description="Zone or branch.")
     customer_type: str | None = Field(default=None, description="Customer type at the creditor.")
     risk_score: str | None = Field(default=None, description="Creditor's risk score.")
+    address_line_1: str | None = Field(
+        default=None,
+        description="Postal address for letters: street and number. With a street line, "
+        "`city` is required.",
+        examples=["Av. Corrientes 1234"],
+    )
+    address_line_2: str | None = Field(
+        default=None, description="Postal address: a second street line (floor, flat, barrio)."
+    )
+    city: str | None = Field(default=None, description="Postal address: city or locality.")
+    region: str | None = Field(
+        default=None, description="Postal address: state, province or department."
+    )
+    postal_code: str | None = Field(default=None, description="Postal address: postal code.")
+    address_country: str | None = Field(
+        default=None,
+        description="Postal address: ISO-3166 alpha-2 country; default the debtor's `country`.",
+    )
     attributes: dict[str, str] = Field(
         default_factory=dict, description="Custom attributes kept for segmentation."
     )

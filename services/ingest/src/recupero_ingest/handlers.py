@@ -10,6 +10,7 @@ through the batch API or the `debt-records` topic take the same path, inline.
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -182,8 +183,10 @@ async def run_import(
     chunks: AsyncIterator[bytes],
     progress: Progress,
     shipped: dict[str, ImportProfile],
+    parsers: Executor | None = None,
 ) -> dict[str, Any]:
-    """Parse, stage and consolidate one job in `uow`'s transaction; the caller commits."""
+    """Parse (in `parsers`' processes if given), stage and consolidate one job in `uow`'s
+    transaction; the caller commits."""
     if (report := await _repeat_of_last_import(job, uow)) is not None:
         return report
     profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
@@ -192,13 +195,12 @@ async def run_import(
 
     async def stage(batch: Batch) -> None:
         nonlocal seen
-        await uow.repo.copy_staged(batch.rows, batch.digests)
-        await uow.repo.copy_rejections(batch.rejections)
+        await uow.repo.copy_staged(batch.rows, batch.rejections)
         seen += batch.records_seen
         await progress(seen, batch.bytes_read)
 
     started = time.perf_counter()
-    rows_total = await parse_chunks(chunks, profile, stage)
+    rows_total = await parse_chunks(chunks, profile, stage, pool=parsers)
     log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
     return await _consolidate(
         uow,
@@ -234,8 +236,7 @@ async def import_records(
         SourceDigest(RECORDS_PROFILE),
     )
     await uow.repo.prepare_staging()
-    await uow.repo.copy_staged(batch.rows, batch.digests)
-    await uow.repo.copy_rejections(batch.rejections)
+    await uow.repo.copy_staged(batch.rows, batch.rejections)
     report = await _consolidate(
         uow,
         import_id=import_id,

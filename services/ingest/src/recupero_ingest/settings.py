@@ -1,3 +1,5 @@
+from pydantic import Field
+
 from recupero_runtime.settings import ServiceSettings
 
 
@@ -12,3 +14,6 @@ class IngestSettings(ServiceSettings):
     # A job whose worker sent no heartbeat for this long is taken over by another worker.
     import_stale_after_seconds: float = 60.0
     import_max_attempts: int = 3
+    # Processes that parse and validate a CSV upload's slices at once (one core each); 0: the
+    # import worker's own thread parses.
+    parse_processes: int = Field(default=2, ge=0)

@@ -42,7 +42,8 @@ CREATE_STAGED = (
         customer_type text,
         risk_score text,
         attributes jsonb,
-        source_digest bytea NOT NULL
+        source_digest bytea NOT NULL,
+        postal_address jsonb
     ) ON COMMIT DROP
     """
     ),
@@ -85,6 +86,7 @@ STAGED_COLUMNS = (
     "risk_score",
     "attributes",
     "source_digest",
+    "postal_address",
 )
 REJECTION_COLUMNS = ("row_number", "field", "value", "reason")
 
@@ -223,7 +225,11 @@ BUILD_NEW_STATE = text(
                jsonb_build_object(
                    'name', c.name, 'email', c.email, 'phone', c.phone, 'country', c.country,
                    'time_zone', c.time_zone, 'locale', c.locale
-               ) AS contact,
+               -- The key only when there is an address: a contact without one stays as it was
+               -- (and so does its fingerprint).
+               ) || CASE WHEN c.postal_address IS NULL THEN '{}'::jsonb
+                         ELSE jsonb_build_object('postal_address', c.postal_address) END
+                 AS contact,
                jsonb_build_object(
                    'zone', c.zone, 'customer_type', c.customer_type, 'risk_score', c.risk_score,
                    'custom', coalesce(c.attributes, '{}'::jsonb)

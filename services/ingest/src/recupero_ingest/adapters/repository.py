@@ -1,8 +1,8 @@
 """All of ingest's queries. Every statement is scoped by tenant or by an import of one tenant."""
 
-import json
+import io
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,41 +21,9 @@ from recupero_ingest.adapters.tables import (
     rejections,
     tenant_policies,
 )
-from recupero_ingest.domain.rows import DocumentRow, Rejection
 from recupero_runtime.db import asyncpg_connection, prepare_bulk_transaction
 
 log = structlog.get_logger()
-
-
-def staged_record(row: DocumentRow, source_digest: bytes) -> tuple[Any, ...]:
-    return (
-        row.row_number,
-        row.debtor_id,
-        row.name,
-        row.email,
-        row.phone,
-        row.country,
-        row.time_zone,
-        row.locale,
-        row.document_id,
-        row.kind.value,
-        row.product,
-        row.issued_on,
-        row.due_on,
-        row.principal_minor,
-        row.interest_minor,
-        row.fees_minor,
-        row.currency,
-        row.zone,
-        row.customer_type,
-        row.risk_score,
-        json.dumps(row.attributes) if row.attributes else None,
-        source_digest,
-    )
-
-
-def rejection_record(rejection: Rejection) -> tuple[Any, ...]:
-    return (rejection.row_number, rejection.field, rejection.value, rejection.reason)
 
 
 class IngestRepository:
@@ -227,22 +195,15 @@ class IngestRepository:
     async def _driver(self) -> Any:
         return await asyncpg_connection(self.session)
 
-    async def copy_staged(self, rows: Sequence[DocumentRow], digests: Sequence[bytes]) -> None:
-        if rows:
-            driver = await self._driver()
-            await driver.copy_records_to_table(
-                "staged",
-                records=[staged_record(*pair) for pair in zip(rows, digests, strict=True)],
-                columns=sql.STAGED_COLUMNS,
-            )
-
-    async def copy_rejections(self, items: Iterable[Rejection]) -> None:
-        records = [rejection_record(item) for item in items]
-        if records:
-            driver = await self._driver()
-            await driver.copy_records_to_table(
-                "staged_rejections", records=records, columns=sql.REJECTION_COLUMNS
-            )
+    async def copy_staged(self, rows: bytes, rejections: bytes) -> None:
+        """COPY text of valid rows and of rejections (`copy_text`) into the staging tables."""
+        for table, data, columns in (
+            ("staged", rows, sql.STAGED_COLUMNS),
+            ("staged_rejections", rejections, sql.REJECTION_COLUMNS),
+        ):
+            if data:
+                driver = await self._driver()
+                await driver.copy_to_table(table, source=io.BytesIO(data), columns=columns)
 
     async def consolidate(
         self,

@@ -1,23 +1,44 @@
-"""Runs the (synchronous, CPU-bound) file parser in a thread, fed with the import's chunks.
+"""Runs the (synchronous, CPU-bound) file parser off the event loop, fed with the import's chunks.
 
-The event loop keeps serving HTTP, Kafka heartbeats and the COPY of earlier batches while the
-thread parses; bounded queues on both sides keep memory flat whatever the file's size.
+A thread reads the chunks, decodes them and finds the header. With a process pool (CSV files),
+it cuts the rest into slices of whole records, about a megabyte each, and each slice is parsed
+and validated by a pool process that sends back ready COPY text (`copy_text`) and the slice's
+rejections; the event loop COPYs the slices in file order. Without a pool (or for a workbook,
+or a file whose quoting leaves no safe cut) the thread parses the records itself.
+
+The event loop keeps serving HTTP, Kafka heartbeats and the COPY of earlier batches meanwhile;
+bounded queues on both sides keep memory flat whatever the file's size.
 """
 
 import asyncio
 import contextlib
 import io
+import os
 import queue
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from itertools import islice
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
+from uuid import uuid4
 
+from recupero_ingest.adapters.copy_text import encode, rejection_line, staged_line
 from recupero_ingest.domain.profiles import ImportProfile
-from recupero_ingest.domain.reading import SourceDigest, SourceRecord, iter_records
-from recupero_ingest.domain.rows import DocumentRow, Rejection, RowParser
+from recupero_ingest.domain.reading import (
+    BodySlice,
+    Layout,
+    SourceDigest,
+    SourceRecord,
+    body_records,
+    body_slices,
+    csv_body,
+    header_layout,
+    iter_records,
+)
+from recupero_ingest.domain.rows import Rejection, RowParser
 
 _END = None
 
@@ -60,10 +81,10 @@ class _ChunkStream(io.RawIOBase):
 
 @dataclass
 class Batch:
-    rows: list[DocumentRow] = field(default_factory=list)
-    digests: list[bytes] = field(default_factory=list)
-    """`SourceDigest` of each row's record, in the order of `rows`."""
-    rejections: list[Rejection] = field(default_factory=list)
+    rows: bytes = b""
+    """COPY text of the valid rows, each with its record's `SourceDigest` (`copy_text`)."""
+    rejections: bytes = b""
+    """COPY text of the rejections."""
     records_seen: int = 0
     bytes_read: int = 0
 
@@ -71,34 +92,127 @@ class Batch:
 def parse_records(
     records: Iterable[SourceRecord], parser: RowParser, digest: SourceDigest
 ) -> Batch:
-    """The records as valid rows (with their digests) and rejections."""
-    batch = Batch()
+    """The records as COPY text of valid rows (with their digests) and of rejections."""
+    rows: list[str] = []
+    rejections: list[str] = []
+    seen = 0
     for record in records:
         parsed = parser.parse(record)
         if isinstance(parsed, Rejection):
-            batch.rejections.append(parsed)
+            rejections.append(rejection_line(parsed))
         else:
-            batch.rows.append(parsed)
-            batch.digests.append(digest(record))
-        batch.records_seen += 1
-    return batch
+            rows.append(staged_line(parsed, digest(record)))
+        seen += 1
+    return Batch(rows=encode(rows), rejections=encode(rejections), records_seen=seen)
 
 
-def _parse(
-    source: BinaryIO,
+def _parse_serially(
+    records: Iterator[SourceRecord],
     profile: ImportProfile,
     batch_size: int,
     bytes_read: Callable[[], int],
-    hand_over: Callable[[Batch], None],
+    hand_over: Callable[["Batch | _Submitted"], None],
 ) -> None:
     parser, digest = RowParser(profile), SourceDigest(profile)
-    records = iter_records(source, profile)
     while True:
         batch = parse_records(islice(records, batch_size), parser, digest)
         batch.bytes_read = bytes_read()
         hand_over(batch)
         if batch.records_seen < batch_size:
             return
+
+
+class _SliceTask(NamedTuple):
+    """What a pool process needs to parse one slice: all of it pickles in microseconds."""
+
+    reader_key: str
+    profile: ImportProfile
+    delimiter: str
+    header: list[str]
+    header_row: int
+    slice: BodySlice
+
+
+class _Submitted(NamedTuple):
+    result: "Future[Batch]"
+    bytes_read: int
+
+
+# A pool process's parser for the import it last worked on (the caches are worth keeping).
+_readers: dict[str, tuple[RowParser, SourceDigest, Layout]] = {}
+
+
+def warm_up_parser() -> None:
+    """Submitted to a new pool process so that it starts (and imports this module) early."""
+
+
+def exit_with_parent(parent: int) -> None:
+    """A pool process's initializer: leave once the service process is gone. A killed parent
+    never closes the pool's queue (each process holds both of its ends), so without this its
+    processes would wait on it forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _parse_slice(task: _SliceTask) -> Batch:
+    """Runs in a pool process."""
+    reader = _readers.get(task.reader_key)
+    if reader is None:
+        _readers.clear()
+        profile = task.profile
+        reader = _readers[task.reader_key] = (
+            RowParser(profile),
+            SourceDigest(profile),
+            header_layout(task.header, profile, task.header_row),
+        )
+    parser, digest, layout = reader
+    part = task.slice
+    return parse_records(
+        body_records(
+            [part.text],
+            delimiter=task.delimiter,
+            quotechar=task.profile.quotechar,
+            layout=layout,
+            first_row=part.first_row,
+            first_line=part.first_line,
+        ),
+        parser,
+        digest,
+    )
+
+
+def _parse_in_pool(
+    source: BinaryIO,
+    profile: ImportProfile,
+    pool: Executor,
+    reader_key: str,
+    batch_size: int,
+    bytes_read: Callable[[], int],
+    hand_over: Callable[[Batch | _Submitted], None],
+) -> None:
+    body = csv_body(source, profile)
+    layout = header_layout(body.header, profile, body.header_row)  # a bad header fails here
+    for part in body_slices(body, profile.quotechar):
+        if isinstance(part, BodySlice):
+            task = _SliceTask(
+                reader_key, profile, body.delimiter, body.header, body.header_row, part
+            )
+            hand_over(_Submitted(pool.submit(_parse_slice, task), bytes_read()))
+        else:
+            records = body_records(
+                part.blocks,
+                delimiter=body.delimiter,
+                quotechar=profile.quotechar,
+                layout=layout,
+                first_row=part.first_row,
+                first_line=part.first_line,
+            )
+            _parse_serially(records, profile, batch_size, bytes_read, hand_over)
 
 
 OnBatch = Callable[[Batch], Awaitable[None]]
@@ -109,16 +223,20 @@ async def parse_chunks(
     profile: ImportProfile,
     on_batch: OnBatch,
     batch_size: int = 20_000,
+    pool: Executor | None = None,
 ) -> int:
-    """Parse the file's chunks with `profile`; `on_batch` gets every `batch_size` records.
-    Returns how many records the file had. Errors of the file as a whole (`UnreadableFile`)
-    propagate."""
+    """Parse the file's chunks with `profile`; `on_batch` gets the batches in file order (every
+    `batch_size` records, or every slice when `pool` parses a CSV file). Returns how many
+    records the file had. Errors of the file as a whole (`UnreadableFile`) propagate."""
     loop = asyncio.get_running_loop()
-    batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(maxsize=2)
+    # With a pool, the queued slices are the ones being parsed: two keep two processes busy
+    # while the event loop COPYs a third.
+    batches: asyncio.Queue[Batch | _Submitted | BaseException | None] = asyncio.Queue(maxsize=2)
     stop = threading.Event()
     stream = _ChunkStream(stop)
+    reader_key = uuid4().hex
 
-    def hand_over(item: Batch | BaseException | None) -> None:
+    def hand_over(item: Batch | _Submitted | BaseException | None) -> None:
         handed = asyncio.run_coroutine_threadsafe(batches.put(item), loop)
         while True:
             try:
@@ -130,8 +248,15 @@ async def parse_chunks(
                     raise _Stopped from None
 
     def parse(source: BinaryIO) -> None:
+        def bytes_read() -> int:
+            return stream.consumed
+
         try:
-            _parse(source, profile, batch_size, lambda: stream.consumed, hand_over)
+            if pool is not None and profile.format == "csv":
+                _parse_in_pool(source, profile, pool, reader_key, batch_size, bytes_read, hand_over)
+            else:
+                records = iter_records(source, profile)
+                _parse_serially(records, profile, batch_size, bytes_read, hand_over)
             hand_over(_END)
         except _Stopped:
             return
@@ -170,11 +295,20 @@ async def parse_chunks(
         while (item := await batches.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            total += item.records_seen
-            await on_batch(item)
+            if isinstance(item, _Submitted):
+                batch = await asyncio.wrap_future(item.result)
+                batch.bytes_read = item.bytes_read
+            else:
+                batch = item
+            total += batch.records_seen
+            await on_batch(batch)
     finally:
         stop.set()
         if feeder is not None:
             feeder.cancel()
         await asyncio.to_thread(worker.join)
+        # Slices queued behind a failure are not parsed for nothing.
+        while not batches.empty():
+            if isinstance(left := batches.get_nowait(), _Submitted):
+                left.result.cancel()
     return total

@@ -47,8 +47,23 @@ CANONICAL_FIELDS: dict[str, str] = {
     "zone": "Zone or branch (sucursal), for segmentation.",
     "customer_type": "Customer type or segment at the creditor, for segmentation.",
     "risk_score": "Creditor's risk score, a number from 0 to 1000, for segmentation.",
+    "address_line_1": "Postal address for letters: street and number (direccion, calle).",
+    "address_line_2": "Postal address: a second street line (floor, flat, colonia, barrio).",
+    "city": "Postal address: city or locality (ciudad, localidad, municipio).",
+    "region": "Postal address: state, province or department (estado, provincia, departamento).",
+    "postal_code": "Postal address: postal code as the country writes it (codigo_postal, CP).",
+    "address_country": "Postal address: ISO-3166 alpha-2 country; the debtor's `country` if absent.",
 }
 FIELDS: tuple[str, ...] = tuple(CANONICAL_FIELDS)
+# The postal address's fields: the last ones of `FIELDS`, in this order.
+ADDRESS_FIELDS = (
+    "address_line_1",
+    "address_line_2",
+    "city",
+    "region",
+    "postal_code",
+    "address_country",
+)
 REQUIRED_FIELDS = ("debtor_id", "name", "document_id", "due_on")
 # Mapped columns a file may leave out only when the profile lists them in `optional_columns`.
 OPTIONAL_FIELDS = frozenset(FIELDS) - set(REQUIRED_FIELDS)

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from encodings import cp1252
@@ -181,12 +181,6 @@ def _blocks(stream: BinaryIO, encoding: str) -> Iterator[str]:
         chunk = stream.read(_CHUNK)
 
 
-def _lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
-    """The file's lines with their line ends. Lines are split by `io.StringIO` and flattened by
-    `itertools.chain`, both in C: no Python frame runs per line."""
-    return chain.from_iterable(map(_split_lines, _blocks(stream, encoding)))
-
-
 def _split_lines(block: str) -> io.StringIO:
     return io.StringIO(block, newline="")
 
@@ -194,7 +188,9 @@ def _split_lines(block: str) -> io.StringIO:
 # --- header ---------------------------------------------------------------------------------
 
 
-class _Layout(NamedTuple):
+class Layout(NamedTuple):
+    """Where a file's header puts the profile's fields and attributes."""
+
     width: int
     values: Callable[[Sequence[Any]], tuple[Any, ...]]
     attributes: Callable[[Sequence[Any]], tuple[Any, ...]] | None
@@ -207,7 +203,7 @@ def _getter(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     return operator.itemgetter(*indices)
 
 
-def _layout(header: Sequence[str], profile: ImportProfile, row_number: int) -> _Layout:
+def header_layout(header: Sequence[str], profile: ImportProfile, row_number: int) -> Layout:
     positions: dict[str, int] = {}
     repeated: set[str] = set()
     for index, text in enumerate(header):
@@ -240,7 +236,7 @@ def _layout(header: Sequence[str], profile: ImportProfile, row_number: int) -> _
         column = profile.columns.get(field)
         indices.append(positions.get(header_key(column), width) if column else width)
     attribute_indices = [positions[header_key(text)] for text in profile.attributes]
-    return _Layout(
+    return Layout(
         width=width,
         values=_getter(indices),
         attributes=_getter(attribute_indices) if attribute_indices else None,
@@ -264,36 +260,157 @@ def _sniff(lines: list[str], profile: ImportProfile) -> str:
     return best
 
 
-def _csv_rows(stream: BinaryIO, profile: ImportProfile) -> Iterator[tuple[int, list[str]]]:
-    lines = _lines(stream, profile.encoding)
+class CsvBody(NamedTuple):
+    """A delimited file past its header line: all that reading its rows needs."""
+
+    delimiter: str
+    header: list[str]
+    header_row: int
+    first_line: int
+    """Line number (1-based, as a text editor counts) where `blocks` starts."""
+    blocks: Iterator[str]
+    """The text after the header, in blocks that end at a line end."""
+
+
+class _LineCursor:
+    """Lines of text blocks, read one at a time until the rest is wanted a block at a time."""
+
+    def __init__(self, blocks: Iterator[str]) -> None:
+        self._blocks = blocks
+        self._current = io.StringIO("")
+
+    def lines(self) -> Iterator[str]:
+        for block in self._blocks:
+            self._current = _split_lines(block)
+            # Not `yield from`: closing this generator would close the block for `rest`.
+            for line in self._current:  # noqa: UP028
+                yield line
+
+    def rest(self) -> Iterator[str]:
+        if tail := self._current.read():
+            yield tail
+        yield from self._blocks
+
+
+def csv_body(stream: BinaryIO, profile: ImportProfile) -> CsvBody:
+    """Reads up to the header line (sniffing the delimiter if the profile asks to)."""
+    cursor = _LineCursor(_blocks(stream, profile.encoding))
+    lines = cursor.lines()
     delimiter = profile.delimiter
+    probe: list[str] = []
     if delimiter == "auto":
         probe = list(islice(lines, profile.header_row + 20))
         delimiter = _sniff(probe, profile)
-        lines = chain(probe, lines)
-    reader = csv.reader(lines, delimiter=delimiter, quotechar=profile.quotechar)
+    reader = csv.reader(chain(probe, lines), delimiter=delimiter, quotechar=profile.quotechar)
+    try:
+        header, header_row = _find_header(enumerate(reader, start=1), profile)
+    except csv.Error as exc:
+        raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
+    # The reader pulls one line at a time: what it did not take of the probe comes first.
+    unread = "".join(probe[reader.line_num :])
+    return CsvBody(
+        delimiter=delimiter,
+        header=header,
+        header_row=header_row,
+        first_line=reader.line_num + 1,
+        blocks=chain([unread] if unread else [], cursor.rest()),
+    )
+
+
+def body_records(
+    blocks: Iterable[str],
+    *,
+    delimiter: str,
+    quotechar: str,
+    layout: Layout,
+    first_row: int,
+    first_line: int,
+) -> Iterator[SourceRecord]:
+    """The records of (a part of) a CSV body that starts at a record boundary."""
+    reader = csv.reader(
+        chain.from_iterable(map(_split_lines, blocks)), delimiter=delimiter, quotechar=quotechar
+    )
     try:
         # Rows are numbered as a spreadsheet numbers them: one per record, blank ones included
         # (a quoted cell's line breaks stay inside its row).
-        yield from enumerate(reader, start=1)
+        yield from data_records(enumerate(reader, start=first_row), layout)
     except csv.Error as exc:  # e.g. a cell over the csv module's 128 KiB limit
-        raise UnreadableFile(f"line {reader.line_num}: {exc}") from None
+        raise UnreadableFile(f"line {first_line - 1 + reader.line_num}: {exc}") from None
 
 
-def _records(
+class BodySlice(NamedTuple):
+    """Whole records of a CSV body: they can be read on their own, in another process."""
+
+    text: str
+    first_row: int
+    first_line: int
+    records: int
+    """Records in `text` (blank lines included), so the next slice knows its first row."""
+    lines: int
+
+
+class BodyRest(NamedTuple):
+    """The body from here on, which must be read in one pass: it could not be cut safely."""
+
+    blocks: Iterator[str]
+    first_row: int
+    first_line: int
+
+
+_UNCLOSED_QUOTE = "unexpected end of data"
+
+
+def _line_ends(text: str) -> int:
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return ends if text.endswith(("\n", "\r")) else ends + 1
+
+
+def body_slices(body: CsvBody, quotechar: str) -> Iterator[BodySlice | BodyRest]:
+    """Cuts the body into slices of whole records, each block (about a megabyte) a slice.
+
+    Without the quote character, a block's lines are its records. A block with quotes is read
+    by a strict CSV reader: if it ends inside a quoted cell (a quoted line break) the next block
+    is added to it; if it holds quoting that only the lenient reader accepts (`"a"b`), records
+    cannot be told apart from text here, and the rest of the body is one `BodyRest`.
+    """
+    row, line = body.header_row + 1, body.first_line
+    pending = ""
+    for block in body.blocks:
+        text = pending + block
+        if quotechar not in text:
+            records = lines = _line_ends(text)
+        else:
+            reader = csv.reader(
+                _split_lines(text), delimiter=body.delimiter, quotechar=quotechar, strict=True
+            )
+            try:
+                records = sum(1 for _ in reader)
+            except csv.Error as exc:
+                if str(exc) == _UNCLOSED_QUOTE and len(text) < _LONGEST_LINE:
+                    pending = text
+                    continue
+                yield BodyRest(chain([text], body.blocks), row, line)
+                return
+            lines = reader.line_num
+        pending = ""
+        yield BodySlice(text, row, line, records, lines)
+        row, line = row + records, line + lines
+    if pending:
+        yield BodyRest(iter([pending]), row, line)
+
+
+def _find_header(
     rows: Iterator[tuple[int, list[Any]]], profile: ImportProfile
-) -> Iterator[SourceRecord]:
-    header: list[str] | None = None
-    row_number = 0
+) -> tuple[list[str], int]:
     for row_number, cells in rows:
         if row_number >= profile.header_row and any(cells):
-            header = ["" if cell is None else str(cell) for cell in cells]
-            break
-    if header is None:
-        raise UnreadableFile(
-            f"the file has no header line (looked from row {profile.header_row} on)"
-        )
-    width, values, attributes = _layout(header, profile, row_number)
+            return ["" if cell is None else str(cell) for cell in cells], row_number
+    raise UnreadableFile(f"the file has no header line (looked from row {profile.header_row} on)")
+
+
+def data_records(rows: Iterator[tuple[int, list[Any]]], layout: Layout) -> Iterator[SourceRecord]:
+    """The rows after the header as records, blank rows skipped."""
+    width, values, attributes = layout
     padding = [""] * width
     new = tuple.__new__
     for row_number, cells in rows:
@@ -310,6 +427,13 @@ def _records(
                 _NO_ATTRIBUTES if attributes is None else attributes(cells),
             ),
         )
+
+
+def _records(
+    rows: Iterator[tuple[int, list[Any]]], profile: ImportProfile
+) -> Iterator[SourceRecord]:
+    header, row_number = _find_header(rows, profile)
+    yield from data_records(rows, header_layout(header, profile, row_number))
 
 
 # --- XLSX -----------------------------------------------------------------------------------
@@ -398,5 +522,15 @@ def iter_records(stream: BinaryIO, profile: ImportProfile) -> Iterator[SourceRec
     Raises `UnreadableFile` (before the first record, or at the row where the file turns out
     to be unreadable) when the file as a whole cannot be read.
     """
-    rows = _xlsx_rows(stream, profile) if profile.format == "xlsx" else _csv_rows(stream, profile)
-    return _records(rows, profile)
+    if profile.format == "xlsx":
+        yield from _records(_xlsx_rows(stream, profile), profile)
+        return
+    body = csv_body(stream, profile)
+    yield from body_records(
+        body.blocks,
+        delimiter=body.delimiter,
+        quotechar=profile.quotechar,
+        layout=header_layout(body.header, profile, body.header_row),
+        first_row=body.header_row + 1,
+        first_line=body.first_line,
+    )

@@ -8,6 +8,7 @@
 - money is read from text into integers, never through a float.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +31,7 @@ from recupero_ingest.domain.money import (
     AmountReader,
 )
 from recupero_ingest.domain.profiles import (
+    ADDRESS_FIELDS,
     FIELDS,
     ImportProfile,
     document_code_key,
@@ -69,6 +71,8 @@ class DocumentRow(NamedTuple):
     customer_type: str | None
     risk_score: str | None
     attributes: dict[str, str]
+    # `recupero_events.PostalAddress` as JSON (the staged jsonb), when the row gives an address.
+    postal_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ T = TypeVar("T")
 _SCALE = tuple(10**exponent for exponent in range(19))
 _CREDIT_NOTE = DocumentKind.CREDIT_NOTE
 _new_row = tuple.__new__
+_ADDRESS_START = FIELDS.index(ADDRESS_FIELDS[0])  # the address cells end the record
 _WITH_ARTICLE = {
     DocumentKind.INVOICE: "an invoice",
     DocumentKind.INSTALLMENT: "an installment",
@@ -174,6 +179,7 @@ class RowParser:
         self._dates: dict[str, date | _Failure] = {}
         self._kind_cache: dict[str, DocumentKind | _Failure] = {}
         self._scores: dict[str, str | _Failure] = {}
+        self._addresses: dict[tuple[str, ...], str | _Problem] = {}
         self._minor_units = self._amounts.minor_units
 
     # --- the hot path ---------------------------------------------------------------------
@@ -203,6 +209,12 @@ class RowParser:
                 zone,
                 customer_type,
                 score_text,
+                street_text,
+                street_2_text,
+                _,  # city, region, postal code, address country: read by `_postal_address`
+                _,
+                _,
+                _,
             ) = record[1]
         except ValueError:
             return Rejection(row_number, "record", "", f"expected {len(FIELDS)} values")
@@ -283,6 +295,16 @@ class RowParser:
                     raise _Invalid("phone", phone_text, phone)
                 phone = None
 
+            postal_address: str | _Problem | None = None
+            if street_text or street_2_text:  # a street line: the row gives an address
+                address_key = (*record[1][_ADDRESS_START:], country)
+                postal_address = self._addresses.get(address_key)
+                if postal_address is None:
+                    postal_address = self._postal_address(address_key)
+                if isinstance(postal_address, _Problem):
+                    raise _Invalid(*postal_address)
+                postal_address = postal_address or None  # only spaces: no street, no address
+
             attributes = record[2]
             return _new_row(
                 DocumentRow,
@@ -309,12 +331,53 @@ class RowParser:
                     customer_type.strip() or None,
                     self._risk_score(score_text) if score_text else None,
                     self._attributes(attributes) if attributes else {},
+                    postal_address,
                 ),
             )
         except _Invalid as invalid:
             return Rejection(row_number, invalid.field, invalid.value, invalid.reason)
 
     # --- cache misses and the less common cases -------------------------------------------
+
+    def _postal_address(self, key: tuple[str, ...]) -> str | _Problem:
+        """The address cells (`ADDRESS_FIELDS`, then the row's country) as `PostalAddress`
+        JSON, or "" for no address. A street line makes an address: then it needs a city and a
+        known country, or the row is rejected. Without one, the other cells are no address (a
+        province or city column may also feed segmentation) and are ignored. The text itself is
+        taken as given: each country writes its addresses its own way."""
+        line_1, line_2, city, region, postal_code, country_text = (
+            " ".join(text.split()) for text in key[:-1]
+        )
+        result: str | _Problem
+        street_lines = [line for line in (line_1, line_2) if line]
+        country = country_text.upper() or key[-1]
+        if not street_lines:
+            result = ""
+        elif country not in COUNTRIES:
+            result = _Problem(
+                "address_country",
+                key[5],
+                f"{key[5]!r} is not an ISO-3166 alpha-2 country code (AR, MX, PE...)",
+            )
+        elif not city:
+            result = _Problem(
+                "city", key[2], "a postal address needs a city: the row gives a street but no city"
+            )
+        else:
+            result = json.dumps(
+                {
+                    "street_lines": street_lines,
+                    "city": city,
+                    "region": region or None,
+                    "postal_code": postal_code or None,
+                    "country": country,
+                },
+                ensure_ascii=False,
+            )
+        if len(self._addresses) >= _CACHE_LIMIT:
+            self._addresses.clear()
+        self._addresses[key] = result
+        return result
 
     def _place(
         self, country_text: str, time_zone_text: str, locale_text: str, currency_text: str

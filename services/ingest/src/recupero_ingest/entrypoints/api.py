@@ -159,6 +159,8 @@ async def import_portfolio(
     wait: Annotated[float, Query(ge=0, le=600, description="Seconds to wait for the end.")] = 0,
 ) -> ImportReport:
     service, settings = _service(request), _settings(request)
+    worker: ImportWorker = request.app.state.worker
+    worker.warm_up()
     command = handlers.SubmitImport(
         tenant_id=tenant_id,
         filename=file.filename or "upload",
@@ -180,7 +182,6 @@ async def import_portfolio(
                 f"profile {profile!r} does not exist; PUT /v1/profiles/{profile} to create it",
             ) from exc
         await uow.commit()
-    worker: ImportWorker = request.app.state.worker
     worker.notify()
     deadline = asyncio.get_running_loop().time() + wait
     report = await _report(service, tenant_id, import_id)

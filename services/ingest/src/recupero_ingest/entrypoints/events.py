@@ -5,10 +5,11 @@ from typing import Any
 from recupero_events import DebtRecordsSubmitted, DecodedEvent
 from recupero_ingest import handlers
 from recupero_ingest.adapters.repository import IngestRepository
+from recupero_ingest.domain.profiles import ADDRESS_FIELDS
 from recupero_runtime.consumer import Handler
 from recupero_runtime.db import Work
 
-CONTACT_FIELDS = ("name", "email", "phone", "country", "time_zone", "locale")
+CONTACT_FIELDS = ("name", "email", "phone", "country", "time_zone", "locale", *ADDRESS_FIELDS)
 ATTRIBUTE_FIELDS = ("zone", "customer_type", "risk_score")
 
 

@@ -6,7 +6,11 @@ since a job's rows, debtors and events are committed in one transaction, the rer
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -15,6 +19,7 @@ import structlog
 
 from recupero_ingest import handlers
 from recupero_ingest.adapters.repository import IngestRepository
+from recupero_ingest.adapters.streaming import exit_with_parent, warm_up_parser
 from recupero_ingest.domain.profiles import ImportProfile, ProfileError
 from recupero_ingest.domain.reading import UnreadableFile
 from recupero_ingest.settings import IngestSettings
@@ -34,12 +39,41 @@ class ImportWorker:
         self._settings = settings
         self._shipped = shipped
         self._wake = asyncio.Event()
+        self._parsers: ProcessPoolExecutor | None = None
+
+    def parser_pool(self) -> ProcessPoolExecutor | None:
+        """The processes that parse CSV files, started on first use and kept."""
+        if self._parsers is None and self._settings.parse_processes:
+            self._parsers = ProcessPoolExecutor(
+                self._settings.parse_processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        return self._parsers
+
+    def warm_up(self) -> None:
+        """A file is arriving: start the parser processes while it uploads (a new interpreter
+        and its imports take about a second)."""
+        if (pool := self.parser_pool()) is not None:
+            for _ in range(self._settings.parse_processes):
+                pool.submit(warm_up_parser)
 
     def notify(self) -> None:
         """A job was just queued in this process: look now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._claim_and_run()
+        finally:
+            if self._parsers is not None:
+                # Waits for a slice being parsed (a fraction of a second): processes left
+                # behind would leak the pool's semaphores.
+                self._parsers.shutdown(wait=True, cancel_futures=True)
+                self._parsers = None
+
+    async def _claim_and_run(self) -> None:
         stale_after = timedelta(seconds=self._settings.import_stale_after_seconds)
         while True:
             async with self._service.unit_of_work() as uow:
@@ -66,6 +100,7 @@ class ImportWorker:
                         self._chunks(import_id),
                         self._progress(import_id),
                         self._shipped,
+                        self.parser_pool(),
                     )
                     await uow.commit()
             except (UnreadableFile, ProfileError, handlers.UnknownProfile) as exc:
@@ -74,6 +109,9 @@ class ImportWorker:
                 return
             except Exception as exc:
                 log.exception("import_failed")
+                if isinstance(exc, BrokenProcessPool) and self._parsers is not None:
+                    self._parsers.shutdown(wait=False)  # a parser process died: start anew
+                    self._parsers = None
                 if job["attempts"] + 1 >= self._settings.import_max_attempts:
                     await self._fail(
                         import_id, f"gave up after {job['attempts'] + 1} attempts: {exc}"
