@@ -52,6 +52,18 @@ def postgres_cpu_seconds(postmaster: int) -> float:
     return total
 
 
+def processes_with(argument: str) -> list[int]:
+    """Pids whose command line holds `argument` (the Kafka broker's JVM, by its data dir)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -4,21 +4,25 @@ and the time from a full `payment-received` to the debtor's pending actions bein
 that batch fires.
 
     uv run python bench/orchestrator_million.py [--debtors 1000000] [--fire 20000] [--payments 300]
+        [--plan-processes 2] [--plan-parts 8] [--plan-chunk 10000] [--plan-only]
 
 - Debtors are seeded with COPY straight into the orchestrator's tables: open cases on a three-step
   strategy with fallback and repeat, entered into their segment over the last ten days, half of
   them with the first step already sent and delivered (and counted in their contact history), in
   MX, CO, PE, AR and US (the US ones in a zone where it is afternoon now, so they may be
   contacted whatever the hour of the run).
-- Plan the day: `day_plan.plan_day` (the service's code, in this process) reads each chunk of
-  cases, runs the planner and the contact policy, and writes the schedule. CPU of this process and
-  of PostgreSQL meanwhile is printed. Baseline: `INSERT INTO bare SELECT` of exactly the rows it
+- Plan the day: `day_plan.plan_day` (the service's code, in this process and `--plan-processes`
+  minus one more it starts, over `--plan-parts` key ranges) reads each chunk of cases, runs the
+  planner and the contact policy, and writes the schedule. CPU of the planning processes and of
+  PostgreSQL meanwhile is printed. Baseline: `INSERT INTO bare SELECT` of exactly the rows it
   wrote into a plain copy of the table (no index).
-- Fire: `--fire` of the US debtors' pending actions are made due at once (one UPDATE) while the
-  orchestrator runs as in production (`python -m recupero_orchestrator`: one process with the
-  consumers and one with the scheduler, or both in one with `--one-process`); the clock stops
-  when no action due by then is pending and the outbox is empty, i.e. the last `action-due` is on
-  Kafka.
+- Fire: every pending action is first put off by 30 days (so the schedulers find nothing due
+  before the clock starts), then `--fire` US debtors' first steps are made due at once (one
+  UPDATE) while the orchestrator runs as in production (`python -m recupero_orchestrator`: one
+  process with the consumers and `--firing-processes` with the scheduler, sharing the batch
+  through SKIP LOCKED, or all in one with `--one-process`); the clock stops when no action of the
+  batch is pending and the outbox is empty, i.e. the last `action-due` is on Kafka. CPU seconds
+  are printed per orchestrator process, for PostgreSQL and for the Kafka broker.
 - Cancel latency: while the batch fires, `--payments` debtors (with nothing due within the hour,
   so in no batch) pay in full, a few dozen a second (after one warm-up payment, so the consumer has joined its group); each
   payment's produce time is taken when Kafka acknowledges it, and the cancellation when a poll
@@ -33,6 +37,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -42,12 +47,14 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import confluent_kafka
 from aiokafka import AIOKafkaProducer
 from harness import (
     cpu_seconds,
     events_on_kafka,
     load_average,
     postgres_cpu_seconds,
+    processes_with,
     start_service,
     stop,
 )
@@ -56,11 +63,12 @@ from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
 from recupero_devstack.postgres import PostgresServer
 from recupero_devstack.sample import afternoon_zone
-from recupero_events import Money, PaymentReceived, encode
+from recupero_events import Money, PaymentReceived, cloudevent_headers, encode
 from recupero_orchestrator.bootstrap import bootstrap
 from recupero_orchestrator.day_plan import plan_day
 from recupero_orchestrator.domain.strategies import parse_strategy
 from recupero_orchestrator.settings import OrchestratorSettings
+from recupero_runtime.kafka import OutgoingMessage, Publisher, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench-bank"
@@ -95,6 +103,27 @@ STRATEGY = parse_strategy(
         "repeat": {"from_step": "whatsapp", "every_days": 14, "max_rounds": 3},
     }
 )
+
+
+def action_due_messages(bootstrap: str, limit: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of the first `limit` messages on `action-due`."""
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-bare", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe(["action-due"])
+    found: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(found) < limit and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error() is not None:
+                continue
+            key, value = message.key(), message.value()
+            if key is not None and value is not None:
+                found.append((key, value))
+    finally:
+        consumer.close()
+    return found
 
 
 def seed_rows(count: int, now: datetime) -> tuple[list[tuple[Any, ...]], ...]:
@@ -266,6 +295,41 @@ async def pay_in_full(
     return sorted(seen[d] - produced[d] for d in produced)
 
 
+def planner_cpu_seconds() -> float:
+    """CPU of this process and of the planning processes it started and waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+async def bare_produce(bootstrap: str, values: list[tuple[bytes, bytes]]) -> float:
+    """Baseline for firing: the same `action-due` (key, value) produced straight to a topic of
+    their own by the relay's producer, with CloudEvents headers; seconds until all acknowledged."""
+    await ensure_topics(bootstrap, ["bench-bare-action-due"])
+    publisher = Publisher(bootstrap)
+    try:
+        started = time.perf_counter()
+        await publisher.send_all(
+            OutgoingMessage(
+                topic="bench-bare-action-due",
+                value=value,
+                key=key,
+                headers=cloudevent_headers(
+                    event_type="com.recupero.action.due.v1",
+                    event_id=str(uuid4()),
+                    source="recupero/bench",
+                    time=datetime.now(UTC),
+                    tenant_id=TENANT,
+                    debtor_id=key.decode().split(":", 1)[1],
+                    correlation_id=None,
+                ),
+            )
+            for key, value in values
+        )
+        return time.perf_counter() - started
+    finally:
+        await publisher.close()
+
+
 def orchestrators_cpu(processes: list[asyncio.subprocess.Process]) -> float:
     return sum(cpu_seconds(process.pid) for process in processes)
 
@@ -276,9 +340,28 @@ async def main() -> None:
     parser.add_argument("--fire", type=int, default=20_000)
     parser.add_argument("--payments", type=int, default=300)
     parser.add_argument(
+        "--plan-processes",
+        type=int,
+        default=2,
+        help="processes planning the day at once (this one and more it starts)",
+    )
+    parser.add_argument(
+        "--plan-parts", type=int, default=8, help="key ranges the day's debtors are split into"
+    )
+    parser.add_argument("--plan-chunk", type=int, default=10_000, help="debtors a transaction")
+    parser.add_argument(
+        "--plan-only", action="store_true", help="stop after planning the day (no firing)"
+    )
+    parser.add_argument(
         "--one-process",
         action="store_true",
         help="consumers and scheduler in one orchestrator process (default: one process each)",
+    )
+    parser.add_argument(
+        "--firing-processes",
+        type=int,
+        default=1,
+        help="scheduler processes sharing the due batch through SKIP LOCKED (without --one-process)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recupero-bench-orch-"))
@@ -308,34 +391,54 @@ async def main() -> None:
             )
         )
         postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
-        cpu_before = time.process_time(), postgres_cpu_seconds(postmaster)
+        cpu_before = planner_cpu_seconds(), postgres_cpu_seconds(postmaster)
+        print(f"planning: {load_average()}")
         started = time.perf_counter()
-        report = await plan_day(service, now)
+        report = await plan_day(
+            service,
+            now,
+            chunk_size=args.plan_chunk,
+            parts=args.plan_parts,
+            processes=args.plan_processes,
+        )
         plan_s = time.perf_counter() - started
-        cpu_after = time.process_time(), postgres_cpu_seconds(postmaster)
+        cpu_after = planner_cpu_seconds(), postgres_cpu_seconds(postmaster)
         await service.engine.dispose()
         print(
             f"plan the day: {plan_s:.2f} s for {report.debtors:,} debtors "
             f"({report.debtors / plan_s:,.0f} debtors/s); {report.actions:,} actions written "
             f"({report.actions / plan_s:,.0f} rows/s), {report.skipped:,} skipped steps, "
             f"{report.moved:,} moved by the contact policy, {report.replanned:,} re-planned "
-            "one by one"
+            f"one by one; {args.plan_processes} process(es), {args.plan_parts} key ranges, "
+            f"chunks of {args.plan_chunk:,}"
         )
+        planner_cpu = cpu_after[0] - cpu_before[0]
         print(
-            f"  CPU: planner (this process) {cpu_after[0] - cpu_before[0]:.1f} s, "
+            f"  CPU: planner ({args.plan_processes} process(es)) {planner_cpu:.1f} s "
+            f"({planner_cpu / max(report.debtors, 1) * 1000:.3f} ms a debtor), "
             f"PostgreSQL {cpu_after[1] - cpu_before[1]:.1f} s; {load_average()}"
         )
         bare_s, bare_rows = await bare_insert_select(dsn, now)
         print(f"baseline bare INSERT ... SELECT of the same {bare_rows:,} rows: {bare_s:.2f} s")
         print(f"ratio plan the day / bare INSERT ... SELECT: {plan_s / bare_s:.1f}x")
+        if args.plan_only:
+            return
 
-        # Fire: a batch of the US debtors' pending actions comes due at once.
+        # Fire: a batch of the US debtors' pending actions comes due at once. Until then nothing
+        # is due: what the plan made due by now would be fired as soon as the schedulers start,
+        # before the clock, and the batch would be made of what that firing planned next.
+        await fetch(
+            dsn,
+            "UPDATE orchestrator.scheduled_actions SET due_at = due_at + interval '30 days'"
+            " WHERE status = 'pending'",
+        )
         env["RECUPERO_SCHEDULER_POLL_INTERVAL_SECONDS"] = "0.2"
         env["RECUPERO_DAY_PLAN_ENABLED"] = "false"  # planned above; this measures firing
         roles = (
             [{}]
             if args.one_process
-            else [{"RECUPERO_SCHEDULER_ENABLED": "false"}, {"RECUPERO_CONSUMERS_ENABLED": "false"}]
+            else [{"RECUPERO_SCHEDULER_ENABLED": "false"}]
+            + [{"RECUPERO_CONSUMERS_ENABLED": "false"}] * args.firing_processes
         )
         for role in roles:
             orchestrators.append(
@@ -367,11 +470,14 @@ async def main() -> None:
             per_second=30,
         )
         before = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "action-due")
+        kafka_pids = processes_with(str(work / "kafka"))
         cpu_before = orchestrators_cpu(orchestrators), postgres_cpu_seconds(postmaster)
+        roles_before = [cpu_seconds(process.pid) for process in orchestrators]
+        kafka_before = sum(cpu_seconds(pid) for pid in kafka_pids)
         connection = await asyncpg.connect(dsn)
         try:
-            # Due before anything else the plan made due by now: the scheduler claims in due
-            # order, so the clock measures this batch.
+            # The first step of debtors who have had none yet: the planner proposes it for now
+            # (a follow-up, timed from a contact, would wait for its own time).
             fire_at = datetime(2000, 1, 1, tzinfo=UTC)
             batch = [
                 row["action_id"]
@@ -379,7 +485,8 @@ async def main() -> None:
                     "UPDATE orchestrator.scheduled_actions SET due_at = $1 WHERE action_id IN ("
                     " SELECT a.action_id FROM orchestrator.scheduled_actions a"
                     " JOIN orchestrator.cases c USING (tenant_id, debtor_id)"
-                    " WHERE a.status = 'pending' AND c.contact->>'country' = 'US' LIMIT $2)"
+                    " WHERE a.status = 'pending' AND c.contact->>'country' = 'US'"
+                    " AND a.step_id = 'whatsapp' AND a.round = 0 AND a.attempt = 0 LIMIT $2)"
                     " RETURNING action_id",
                     fire_at,
                     args.fire,
@@ -404,18 +511,51 @@ async def main() -> None:
             ):
                 await asyncio.sleep(0.1)
             fire_s = time.perf_counter() - started
+            outcomes = await connection.fetch(
+                "SELECT status, count(*) AS actions FROM orchestrator.scheduled_actions"
+                " WHERE action_id = ANY($1) GROUP BY status ORDER BY status",
+                batch,
+            )
         finally:
             await connection.close()
         cpu_after = orchestrators_cpu(orchestrators), postgres_cpu_seconds(postmaster)
+        roles_cpu = [
+            cpu_seconds(process.pid) - before
+            for process, before in zip(orchestrators, roles_before, strict=True)
+        ]
+        kafka_cpu = sum(cpu_seconds(pid) for pid in kafka_pids) - kafka_before
         fired = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "action-due") - before
         print(
             f"fire: {len(batch):,} actions due at once, {fired:,} action-due on Kafka "
-            f"in {fire_s:.2f} s ({fired / fire_s:,.0f}/s)"
+            f"in {fire_s:.2f} s ({fired / fire_s:,.0f}/s); the batch's actions now: "
+            + ", ".join(f"{row['actions']:,} {row['status']}" for row in outcomes)
         )
         print(
             f"  CPU: orchestrator ({len(orchestrators)} process(es)) {cpu_after[0] - cpu_before[0]:.1f} s "
             f"({(cpu_after[0] - cpu_before[0]) / max(len(batch), 1) * 1000:.2f} ms an action), "
-            f"PostgreSQL {cpu_after[1] - cpu_before[1]:.1f} s; {load_average()}"
+            f"PostgreSQL {cpu_after[1] - cpu_before[1]:.1f} s "
+            f"({(cpu_after[1] - cpu_before[1]) / max(fired, 1) * 1000:.2f} ms an action-due), "
+            f"Kafka {kafka_cpu:.1f} s ({kafka_cpu / max(fired, 1) * 1000:.2f} ms an action-due); "
+            f"{load_average()}"
+        )
+        names = (
+            ["one process"]
+            if args.one_process
+            else ["consumers"] + ["scheduler"] * (len(orchestrators) - 1)
+        )
+        print(
+            "  CPU by orchestrator process: "
+            + ", ".join(f"{name} {cpu:.1f} s" for name, cpu in zip(names, roles_cpu, strict=True))
+        )
+        produced = [
+            (key, value)
+            for key, value in await asyncio.to_thread(action_due_messages, kafka.bootstrap, fired)
+        ]
+        bare_fire_s = await bare_produce(kafka.bootstrap, produced)
+        print(
+            f"baseline: the same {len(produced):,} action-due produced straight to Kafka in "
+            f"{bare_fire_s:.2f} s ({len(produced) / bare_fire_s:,.0f}/s); ratio firing / bare "
+            f"produce: {fire_s / bare_fire_s:.1f}x"
         )
         latencies = await payments
         if latencies:

@@ -15,6 +15,7 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from recupero_orchestrator import planning
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
@@ -288,12 +289,23 @@ async def seed(dsn: str, p: Portfolio) -> None:
 
 
 async def orchestrator(database_url: str) -> Service[OrchestratorRepository]:
-    settings = OrchestratorSettings(
-        database_url=database_url, kafka_bootstrap_servers="127.0.0.1:9", log_level="WARNING"
-    )
-    service, _ = bootstrap(settings, lambda: NOW)
-    await upgrade_schema(service.engine, service._migrations, service.schema.name)
+    service, _ = await orchestrator_and_api(database_url)
     return service
+
+
+async def orchestrator_and_api(
+    database_url: str,
+) -> tuple[Service[OrchestratorRepository], FastAPI]:
+    """The orchestrator on its clock at `NOW`, its schema migrated; API key "k" is `TENANT`'s."""
+    settings = OrchestratorSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers="127.0.0.1:9",
+        api_keys={hash_api_key("k"): TENANT},
+        log_level="WARNING",
+    )
+    service, app = bootstrap(settings, lambda: NOW)
+    await upgrade_schema(service.engine, service._migrations, service.schema.name)
+    return service, app
 
 
 def dsn_of(database_url: str) -> str:
@@ -331,8 +343,12 @@ TASKS = (
 )
 
 
+@pytest.mark.parametrize(
+    ("parts", "processes"),
+    [(1, 1), (3, 2)],  # one process; three key ranges shared by this process and another
+)
 async def test_planning_the_day_stores_what_planning_each_debtor_stores(
-    two_databases: tuple[str, str],
+    two_databases: tuple[str, str], parts: int, processes: int
 ) -> None:
     bulk_url, one_by_one_url = two_databases
     bulk, one_by_one = await orchestrator(bulk_url), await orchestrator(one_by_one_url)
@@ -341,7 +357,7 @@ async def test_planning_the_day_stores_what_planning_each_debtor_stores(
         for url in two_databases:
             await seed(dsn_of(url), debtors)
 
-        report = await plan_day(bulk, NOW, chunk_size=4)  # several chunks
+        report = await plan_day(bulk, NOW, chunk_size=2, parts=parts, processes=processes)
         for debtor_id in [case[1] for case in debtors.cases]:
             async with one_by_one.unit_of_work() as uow:
                 await planning.replan(uow, TENANT, debtor_id, NOW)
@@ -408,14 +424,7 @@ async def test_planning_the_day_stores_what_planning_each_debtor_stores(
 
 
 async def test_a_tenant_plans_its_day_on_request_and_no_other_tenants(database_url: str) -> None:
-    settings = OrchestratorSettings(
-        database_url=database_url,
-        kafka_bootstrap_servers="127.0.0.1:9",
-        api_keys={hash_api_key("k"): TENANT},
-        log_level="WARNING",
-    )
-    service, app = bootstrap(settings, lambda: NOW)
-    await upgrade_schema(service.engine, service._migrations, service.schema.name)
+    service, app = await orchestrator_and_api(database_url)
     dsn = dsn_of(database_url)
     try:
         await seed(dsn, portfolio())

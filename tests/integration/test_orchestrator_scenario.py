@@ -29,6 +29,7 @@ from recupero_events import (
     MessageStatusChanged,
     Money,
     PaymentReceived,
+    PostalAddress,
     PromiseRegistered,
     PromiseResolved,
     decode,
@@ -172,8 +173,23 @@ async def orchestrator(database_url: str, kafka_bootstrap: str) -> AsyncIterator
         await service.engine.dispose()
 
 
+# Where the creditor says the debtor lives; it arrives with the second import.
+ADDRESS = PostalAddress(
+    street_lines=["Av. Insurgentes Sur 1602, int. 4", "Col. Crédito Constructor"],
+    city="Ciudad de México",
+    region="CDMX",
+    postal_code="03940",
+    country="MX",
+)
+
+
 def segmented(
-    tenant_id: str, segment: str, strategy: str, days_past_due: int, at: datetime
+    tenant_id: str,
+    segment: str,
+    strategy: str,
+    days_past_due: int,
+    at: datetime,
+    address: PostalAddress | None = None,
 ) -> DebtorSegmented:
     stage = CollectionStage.ADMINISTRATIVE if days_past_due <= 30 else CollectionStage.EXTRAJUDICIAL
     return DebtorSegmented(
@@ -193,6 +209,7 @@ def segmented(
             phone="+5215512345678",
             country="MX",
             time_zone="America/Mexico_City",
+            postal_address=address,
         ),
         ruleset_version="rules-1",
         reason=f"rule {segment!r}",
@@ -313,7 +330,7 @@ async def test_a_month_of_a_debtors_life(orchestrator: Orchestrator) -> None:
     clock.now = utc(11, 21, 15)
     await o.handle(
         handlers.debtor_segmented_handler(clock, _timing()),
-        segmented(tenant, "31-60", "late", 31, clock.now),
+        segmented(tenant, "31-60", "late", 31, clock.now, ADDRESS),
     )
     await o.at(utc(11, 21, 16))
     assert await _pending(o) == [("letter", 0, "letter", utc(11, 23, 13))]
@@ -354,6 +371,9 @@ async def test_a_month_of_a_debtors_life(orchestrator: Orchestrator) -> None:
         ("sms", "first-reminder", 250_000),
         ("letter", "formal-letter", 250_000),
     ]
+    # The case keeps the debtor's latest contact: the letter goes to the address that came
+    # with the second import.
+    assert [e.contact.postal_address for e in due] == [None, None, ADDRESS]
     decisions = (await o.client.get(f"/v1/debtors/{DEBTOR}/contact-decisions")).json()
     verdicts = [(d["channel"], d["verdict"], d["rule_id"]) for d in decisions]
     assert verdicts == [

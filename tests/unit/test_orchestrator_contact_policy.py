@@ -26,6 +26,7 @@ from recupero_orchestrator.domain.contact_policy import (
     is_public_holiday,
     parse_policy_document,
     parse_tenant_override,
+    relevant_history,
     tighten,
 )
 
@@ -365,3 +366,40 @@ def test_a_moved_action_is_allowed_when_asked_again_at_its_new_slot(
         ProposedAction(channel, first.at), debtor(country), history, first.at, policy=policy
     )
     assert (again.verdict, again.at) == (Verdict.ALLOWED, first.at)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    country=countries,
+    at=instants,
+    channel=contact_channels,
+    asked_later_by=st.integers(0, 3 * 24 * 60),
+    history_around=st.lists(
+        st.tuples(st.integers(-30 * 24 * 60, 24 * 60), contact_channels, st.booleans()),
+        max_size=12,
+    ),
+)
+def test_only_the_contacts_that_still_count_decide(
+    country: str,
+    at: datetime,
+    channel: ContactChannel,
+    asked_later_by: int,
+    history_around: list[tuple[int, ContactChannel, bool]],
+) -> None:
+    # What planning the day shares between debtors: a decision made on the contacts that still
+    # count is the decision made on the whole history, also when asked after the planned time.
+    policy = default_policy_for(country)
+    history = sorted(
+        (
+            ContactRecord(at + timedelta(minutes=minutes), used, conversation)
+            for minutes, used, conversation in history_around
+        ),
+        key=lambda record: (record.at, record.channel.value),
+    )
+    action = ProposedAction(channel, at)
+    now = at + timedelta(minutes=asked_later_by)
+    relevant = relevant_history(action, debtor(country), history, now, policy=policy)
+    assert set(relevant) <= set(history)
+    assert decide(action, debtor(country), relevant, now, policy=policy) == decide(
+        action, debtor(country), history, now, policy=policy
+    )

@@ -31,6 +31,8 @@ class FakeOrchestratorRepository:
     actions: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     contacts: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # Events written to the outbox in batch rows, as the relay would send them.
+    batched: list[ActionDue] = field(default_factory=list)
 
     async def upsert_case(self, event: DebtorSegmented, now: datetime) -> dict[str, Any]:
         key = (event.tenant_id, event.debtor_id)
@@ -226,6 +228,9 @@ class FakeOrchestratorRepository:
         for tenant_id, debtor_id, channel, action_id in contacts:
             await self.record_contact(tenant_id, debtor_id, channel, at, False, action_id)
 
+    async def publish_in_batches(self, events: list[Any], source: str) -> None:
+        self.batched += [ActionDue.model_validate_json(event.model_dump_json()) for event in events]
+
     async def add_plans(self, schedule: list[Any], statuses: list[Any]) -> int:
         assert not (schedule or statuses), "no strategy here plans anything"
         return 0
@@ -278,7 +283,8 @@ async def open_case(
 
 async def fire(work: FakeWork[FakeOrchestratorRepository], at: datetime) -> list[ActionDue]:
     await handlers.fire_due_actions(work, at, 100)
-    fired = work.take()
+    fired = work.take() + work.repo.batched
+    work.repo.batched = []
     assert all(isinstance(event, ActionDue) for event in fired)
     return fired
 

@@ -56,7 +56,14 @@ async def asyncpg_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under `session`'s transaction, for COPY and for bulk reads that
     would cost several times more as SQLAlchemy rows."""
     connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
+    raw: Any = (await connection.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement, not at `begin()`.
+        # Without one, each statement on the raw connection would commit on its own: a lock
+        # (the relay's advisory lock, FOR UPDATE) would end with its statement, and a rollback
+        # would not undo the writes.
+        await connection.execute(text("SELECT 1"))
+    return raw
 
 
 async def prepare_bulk_transaction(session: AsyncSession, work_mem: str) -> None:
@@ -88,7 +95,7 @@ class Work(Protocol[Repo_co]):
         """CloudEvents `source` of the events this unit of work publishes."""
         ...
 
-    def publish(self, payload: EventPayload) -> str: ...
+    def publish(self, payload: EventPayload, correlation_id: str | None = None) -> str: ...
 
 
 class UnitOfWork(Generic[Repo]):
@@ -136,8 +143,9 @@ class UnitOfWork(Generic[Repo]):
     def inbox(self) -> Table:
         return self._schema.inbox
 
-    def publish(self, payload: EventPayload) -> str:
-        """Queue an event; it leaves for Kafka only if this transaction commits."""
+    def publish(self, payload: EventPayload, correlation_id: str | None = None) -> str:
+        """Queue an event; it leaves for Kafka only if this transaction commits. A unit of work
+        that handles several events (a consumer's batch) names the one each event answers."""
         event_id = str(uuid4())
         self._pending.append(
             {
@@ -147,7 +155,7 @@ class UnitOfWork(Generic[Repo]):
                 "topic": payload.topic.value,
                 "event_type": event_type_of(type(payload)),
                 "source": self.source,
-                "correlation_id": self.correlation_id,
+                "correlation_id": correlation_id or self.correlation_id,
                 "occurred_at": datetime.now(UTC),
                 "value": payload.model_dump_json().encode(),
             }

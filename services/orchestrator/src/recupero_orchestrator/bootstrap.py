@@ -21,15 +21,21 @@ from recupero_orchestrator.settings import OrchestratorSettings
 from recupero_runtime.service import Service
 
 
-def bootstrap(
-    settings: OrchestratorSettings, clock: handlers.Clock = lambda: datetime.now(UTC)
-) -> tuple[Service[OrchestratorRepository], FastAPI]:
-    service = Service(
+def orchestrator_service(settings: OrchestratorSettings) -> Service[OrchestratorRepository]:
+    """The service's database, outbox and workers, nothing registered yet (a process planning
+    part of the day uses it as is)."""
+    return Service(
         settings,
         schema,
         migrations=Path(__file__).parent / "migrations",
         repositories=OrchestratorRepository,
     )
+
+
+def bootstrap(
+    settings: OrchestratorSettings, clock: handlers.Clock = lambda: datetime.now(UTC)
+) -> tuple[Service[OrchestratorRepository], FastAPI]:
+    service = orchestrator_service(settings)
     timing = handlers.StrategyTiming(
         first_delay=timedelta(seconds=settings.first_reminder_delay_seconds),
         reminder_interval=timedelta(seconds=settings.reminder_interval_seconds),
@@ -58,7 +64,7 @@ def bootstrap(
     if settings.day_plan_enabled:
         service.add_worker(
             "day-plan",
-            day_plan_loop(service, clock, settings.day_plan_hour_utc, settings.day_plan_chunk_size),
+            day_plan_loop(service, clock, settings),
         )
     app = service.create_app(
         router,
@@ -72,5 +78,5 @@ def bootstrap(
     )
     # Requests judge time by the same clock as the consumers and the scheduler.
     app.state.clock = clock
-    app.state.day_plan_chunk_size = settings.day_plan_chunk_size
+    app.state.settings = settings
     return service, app

@@ -11,15 +11,19 @@ Firing still judges every action again at its time.
 """
 
 import asyncio
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from recupero_orchestrator import planning
 from recupero_orchestrator.adapters import batches as bulk
+from recupero_orchestrator.adapters import day_plans as runs
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
+from recupero_orchestrator.domain.channels import ContactChannel
 from recupero_orchestrator.domain.contact_policy import (
     ContactRecord,
     DebtorContactContext,
@@ -31,12 +35,14 @@ from recupero_orchestrator.domain.strategies import (
     ActionRecord,
     ActionStatus,
     DebtorState,
+    PlannedAction,
     PlanStatus,
     StrategyDocument,
     key_prefix,
     plan,
 )
-from recupero_runtime.db import asyncpg_connection
+from recupero_orchestrator.settings import OrchestratorSettings
+from recupero_runtime.db import UnitOfWork, asyncpg_connection, prepare_bulk_transaction
 from recupero_runtime.service import Service
 
 Row = dict[str, Any]
@@ -65,6 +71,8 @@ class DayPlanReport:
     skipped: int = 0
     moved: int = 0
     replanned: int = 0
+    # The runs planned (`adapters.day_plans`); their parts hold these counts as they grow.
+    runs: list[UUID] = field(default_factory=list)
 
 
 @dataclass
@@ -86,44 +94,185 @@ async def plan_day(
     horizon: timedelta = timedelta(days=1),
     chunk_size: int = 10_000,
     tenant_id: str | None = None,
+    on_request: bool = False,
+    parts: int = 1,
+    processes: int = 1,
 ) -> DayPlanReport:
     """Plan every open case on a strategy (of one tenant, if given); contact steps due before
-    `now + horizon` are placed where the contact policy allows them. Each chunk commits on its
-    own; its cases stay locked until then, so a payment for one of them waits for the chunk."""
-    report = DayPlanReport()
+    `now + horizon` are placed where the contact policy allows them.
+
+    The daily run (a tenant's first of the UTC day) is recorded: once it has finished, planning
+    the same day again does nothing, and a run that was interrupted resumes after its last
+    committed chunk. `on_request` starts a new run of the tenant's day whatever ran before.
+    Each run's debtors are split into `parts` disjoint key ranges, planned by `processes`
+    processes at once (this one and more started for the run). Each chunk commits on its own,
+    with its part's cursor; its cases stay locked until then, so a payment for one of them waits
+    for the chunk. Returns what the runs planned (an interrupted run's earlier chunks included)."""
+    async with service.unit_of_work() as uow:
+        connection = await _bulk_transaction(uow)
+        if on_request:
+            assert tenant_id is not None, "a run on request plans one tenant's day"
+            run = await runs.start_run(connection, tenant_id, now.date(), "request", now, parts)
+            run_ids = [] if run is None else [run]
+        else:
+            tenants = (
+                [tenant_id]
+                if tenant_id is not None
+                else await runs.tenants_with_open_cases(connection)
+            )
+            for tenant in tenants:
+                await runs.start_run(connection, tenant, now.date(), "daily", now, parts)
+            run_ids = await runs.unfinished_runs(connection, now.date(), tenant_id)
+        await uow.commit()
+    if run_ids:
+        settings = service.settings
+        assert isinstance(settings, OrchestratorSettings)
+        helpers = [
+            _in_process(_PartsJob(settings, run_ids, now, horizon, chunk_size, first))
+            for first in range(1, processes)
+        ]
+        await asyncio.gather(
+            plan_parts(service, run_ids, now, horizon=horizon, chunk_size=chunk_size), *helpers
+        )
+    return await report_of(service, run_ids)
+
+
+async def report_of(service: Service[OrchestratorRepository], run_ids: list[UUID]) -> DayPlanReport:
+    report = DayPlanReport(runs=list(run_ids))
+    if not run_ids:
+        return report
+    async with service.unit_of_work() as uow:
+        progress = await runs.runs_progress(await asyncpg_connection(uow.session), run_ids, None)
+    for run in progress:
+        for name in ("debtors", "actions", "skipped", "moved", "replanned"):
+            setattr(report, name, getattr(report, name) + run[name])
+    return report
+
+
+async def day_plan_runs(
+    service: Service[OrchestratorRepository], tenant_id: str, run_id: UUID | None = None
+) -> list[Row]:
+    """The tenant's runs (or one of them), newest first, with what their parts planned so far."""
+    async with service.unit_of_work() as uow:
+        connection = await asyncpg_connection(uow.session)
+        return await runs.runs_progress(connection, None if run_id is None else [run_id], tenant_id)
+
+
+@dataclass(frozen=True)
+class _PartsJob:
+    """`plan_parts` for another process: what it plans, from which part on."""
+
+    settings: OrchestratorSettings
+    run_ids: list[UUID]
+    now: datetime
+    horizon: timedelta
+    chunk_size: int
+    first: int
+
+
+async def _in_process(job: _PartsJob) -> None:
+    """`plan_parts` in a new process (its own interpreter and connections): planning is CPU work
+    in Python, one core a process."""
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        await loop.run_in_executor(pool, _plan_parts_in_new_loop, job)
+
+
+def _plan_parts_in_new_loop(job: _PartsJob) -> None:
+    # Imported here: bootstrap wires the entrypoints, which import this module.
+    from recupero_orchestrator.bootstrap import orchestrator_service
+
+    async def main() -> None:
+        service = orchestrator_service(job.settings)
+        try:
+            await plan_parts(
+                service,
+                job.run_ids,
+                job.now,
+                horizon=job.horizon,
+                chunk_size=job.chunk_size,
+                first=job.first,
+            )
+        finally:
+            await service.engine.dispose()
+
+    asyncio.run(main())
+
+
+async def _bulk_transaction(uow: UnitOfWork[OrchestratorRepository]) -> Any:
+    """The asyncpg connection of `uow`, inside its transaction, with a bulk transaction's
+    settings (no JIT). The transaction is begun through SQLAlchemy first, which sends BEGIN with
+    its own first statement: without it, each raw statement would commit alone, and a chunk's
+    locks (its range, its cases) would not outlive their statement."""
+    await prepare_bulk_transaction(uow.session, work_mem="64MB")
+    return await asyncpg_connection(uow.session)
+
+
+async def plan_parts(
+    service: Service[OrchestratorRepository],
+    run_ids: list[UUID],
+    now: datetime,
+    *,
+    horizon: timedelta,
+    chunk_size: int,
+    first: int = 0,
+) -> None:
+    """Plan the runs' unfinished parts a chunk at a time until none is left that another process
+    is not planning right now."""
     pacer = Pacer()
     strategies: dict[tuple[str, str, int], StrategyDocument] = {}
-    after = ("", "")
     while True:
         async with service.unit_of_work() as uow:
-            connection = await asyncpg_connection(uow.session)
-            cases = await bulk.lock_open_cases(connection, after, chunk_size, tenant_id)
-            if not cases:
-                break
-            after = (cases[-1]["tenant_id"], cases[-1]["debtor_id"])
-            keys = [(case["tenant_id"], case["debtor_id"]) for case in cases]
-            facts = await bulk.debtor_facts(connection, keys)
-            planning.parse_contacts(cases)
-            policies = planning.ContactPolicies(uow, now)
-            chunk = PlanWrites()
-            for case in cases:
-                await pacer.pause()
-                reference = (case["tenant_id"], case["strategy_id"], case["strategy_version"])
-                if reference not in strategies:
-                    strategy = await planning.current_strategy(uow, case)
-                    if strategy is None:
-                        continue
-                    strategies[reference] = strategy
-                await plan_debtor(
-                    case, strategies[reference], facts, policies, now, now + horizon, chunk, report
-                )
-            report.actions += await bulk.write_plan(connection, chunk.schedule, chunk.statuses)
-            await bulk.insert_decisions(connection, chunk.decisions)
-            for tenant, debtor_id in chunk.replan:
-                await planning.replan(uow, tenant, debtor_id, now)
-            report.replanned += len(chunk.replan)
-            report.debtors += len(cases)
+            connection = await _bulk_transaction(uow)
+            part = await runs.claim_part(connection, run_ids, first)
+            if part is None:
+                return
+            first = part["part"]  # stay on this part while it lasts
+            cases = await runs.lock_cases_of_part(connection, part, chunk_size)
+            report = await _plan_chunk(uow, connection, cases, strategies, now, horizon, pacer)
+            await runs.record_chunk(
+                connection,
+                part,
+                cases[-1]["debtor_id"] if cases else None,
+                vars(report),
+                finished=len(cases) < chunk_size,
+            )
             await uow.commit()
+
+
+async def _plan_chunk(
+    uow: planning.Uow,
+    connection: Any,
+    cases: list[Row],
+    strategies: dict[tuple[str, str, int], StrategyDocument],
+    now: datetime,
+    horizon: timedelta,
+    pacer: Pacer,
+) -> DayPlanReport:
+    report = DayPlanReport()
+    if not cases:
+        return report
+    keys = [(case["tenant_id"], case["debtor_id"]) for case in cases]
+    facts = await bulk.debtor_facts(connection, keys)
+    policies = planning.ContactPolicies(uow, now)
+    chunk = PlanWrites()
+    for case in cases:
+        await pacer.pause()
+        reference = (case["tenant_id"], case["strategy_id"], case["strategy_version"])
+        if reference not in strategies:
+            strategy = await planning.current_strategy(uow, case)
+            if strategy is None:
+                continue
+            strategies[reference] = strategy
+        await plan_debtor(
+            case, strategies[reference], facts, policies, now, now + horizon, chunk, report
+        )
+    report.actions += await bulk.write_plan(connection, chunk.schedule, chunk.statuses)
+    await bulk.insert_decisions(connection, chunk.decisions)
+    for tenant, debtor_id in chunk.replan:
+        await planning.replan(uow, tenant, debtor_id, now)
+    report.replanned += len(chunk.replan)
+    report.debtors += len(cases)
     return report
 
 
@@ -167,19 +316,15 @@ async def plan_debtor(
             action_id = uuid4()
             channel = planning._step_channel(strategy, action)
             due_at, status, reason, happened = action.due_at, "pending", None, None
-            decided = {
-                "tenant_id": tenant_id,
-                "debtor_id": debtor_id,
-                "action_id": action_id,
-                "action_key": action.key,
-                "channel": channel.value,
-                "due_at": action.due_at,
-            }
             if action.kind is ActionKind.SKIP:
                 status, reason, happened = "skipped", action.reason, now
                 new_decisions.append(
                     planning.decision_values(
-                        decided, "strategy.step-skipped", "skipped", action.reason, now
+                        _decided(case, action_id, action, channel),
+                        "strategy.step-skipped",
+                        "skipped",
+                        action.reason,
+                        now,
                     )
                 )
                 report.skipped += 1
@@ -199,7 +344,12 @@ async def plan_debtor(
                     due_at = decision.at
                     new_decisions.append(
                         planning.decision_values(
-                            decided, decision.rule_id, "moved", decision.reason, now, decision
+                            _decided(case, action_id, action, channel),
+                            decision.rule_id,
+                            "moved",
+                            decision.reason,
+                            now,
+                            decision,
                         )
                     )
                     report.moved += 1
@@ -252,3 +402,15 @@ async def plan_debtor(
     chunk.decisions += new_decisions
     if (case["plan_status"], case["plan_reason"]) != (result.status.value, result.reason):
         chunk.statuses.append((tenant_id, debtor_id, result.status.value, result.reason))
+
+
+def _decided(case: Row, action_id: UUID, action: PlannedAction, channel: ContactChannel) -> Row:
+    """The new action as `planning.decision_values` records a decision about it."""
+    return {
+        "tenant_id": case["tenant_id"],
+        "debtor_id": case["debtor_id"],
+        "action_id": action_id,
+        "action_key": action.key,
+        "channel": channel.value,
+        "due_at": action.due_at,
+    }

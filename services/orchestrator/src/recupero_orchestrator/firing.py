@@ -4,7 +4,8 @@ decision made in memory, and the results written in one statement per table.
 
 For each debtor with one action in the batch: the planner runs again without that action and it
 goes on only if the same key is proposed again; the contact policy allows, moves or drops it; an
-allowed contact is recorded in the contact history and leaves as `action-due` through the outbox;
+allowed contact is recorded in the contact history and its `action-due` goes to the outbox, a
+thousand events to a row (the relay sends each as its own Kafka message, keyed by its debtor);
 then the debtor is planned again in memory (`day_plan.plan_debtor`). The rare cases take the
 one-by-one path in the same transaction, so both paths agree: a debtor with several actions in the
 batch (an earlier one may re-plan a later one), and a debtor whose plan after firing does more than
@@ -19,6 +20,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from recupero_events import ActionDue
 from recupero_orchestrator import planning
 from recupero_orchestrator.day_plan import DayPlanReport, Pacer, PlanWrites, plan_debtor
 from recupero_orchestrator.domain.channels import (
@@ -40,6 +42,7 @@ class _BatchWrites:
     decisions: list[Row] = field(default_factory=list)
     contacts: list[tuple[str, str, str, UUID]] = field(default_factory=list)
     tasks: list[Row] = field(default_factory=list)
+    events: list[ActionDue] = field(default_factory=list)
     plans: PlanWrites = field(default_factory=PlanWrites)
 
 
@@ -182,7 +185,7 @@ async def _decide_and_fire(
         writes.contacts.append(
             (case["tenant_id"], case["debtor_id"], channel.value, row["action_id"])
         )
-    uow.publish(planning.action_due(case, row, published, balance))
+    writes.events.append(planning.action_due(case, row, published, balance))
     return fired
 
 
@@ -190,6 +193,8 @@ async def _write(uow: planning.Uow, writes: _BatchWrites, now: datetime) -> None
     await uow.repo.settle_actions(writes.settled, now)
     await uow.repo.reschedule_actions(writes.moved)
     await uow.repo.record_contacts(writes.contacts, now)
+    # A thousand `action-due` to an outbox row: the relay still sends each as its own message.
+    await uow.repo.publish_in_batches(writes.events, uow.source)
     for task in writes.tasks:
         await uow.repo.create_agent_task(task)
     plans = writes.plans

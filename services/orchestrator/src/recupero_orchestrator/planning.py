@@ -19,6 +19,7 @@ from recupero_events import (
     Channel,
     ContactDetails,
     Money,
+    PostalAddress,
     PromiseRegistered,
     PromiseResolved,
 )
@@ -42,6 +43,7 @@ from recupero_orchestrator.domain.contact_policy import (
     Verdict,
     decide,
     default_policy_for,
+    relevant_history,
     tighten,
 )
 from recupero_orchestrator.domain.promises import (
@@ -201,14 +203,28 @@ def parse_contacts(cases: Iterable[Row]) -> None:
     case stores it as dumped from a validated event, and checking the e-mail address anew for
     every use was the largest cost of firing a batch."""
     for case in cases:
-        case["contact"] = ContactDetails.model_construct(**case["contact"])
+        contact = case["contact"]
+        if contact.get("postal_address") is not None:
+            # `model_construct` leaves nested models as dicts: the address is built (validated:
+            # a few fields, and only for debtors who have one).
+            address = PostalAddress.model_validate(contact["postal_address"])
+            contact = {**contact, "postal_address": address}
+        case["contact"] = ContactDetails.model_construct(**contact)
+
+
+def _country_and_zone(contact: ContactDetails | Row) -> tuple[str, str]:
+    """Of a case's contact, parsed (`parse_contacts`) or as stored (planning the day reads no
+    more of it, and does not pay for a model per debtor)."""
+    if isinstance(contact, ContactDetails):
+        return contact.country, contact.time_zone
+    return contact["country"], contact["time_zone"]
 
 
 def state_from_facts(case: Row, facts: dict[str, Any]) -> DebtorState:
     """What `debtor_state` reads query by query, from rows read for a whole batch of debtors
     (one query per table, grouped by debtor: `adapters.batches.debtor_facts`); no records."""
     key = (case["tenant_id"], case["debtor_id"])
-    contact = ContactDetails.model_validate(case["contact"])
+    _, time_zone = _country_and_zone(case["contact"])
     entered = case["segment_entered_at"]
     payments = facts["payments"].get(key, [])
     promises = [
@@ -222,7 +238,7 @@ def state_from_facts(case: Row, facts: dict[str, Any]) -> DebtorState:
         debtor_id=case["debtor_id"],
         segment=case["segment"],
         entered_segment_at=entered,
-        time_zone=contact.time_zone,
+        time_zone=time_zone,
         oldest_due_on=case["oldest_due_on"],
         days_past_due=case["days_past_due"],
         balance=balance_from_facts(case, facts),
@@ -253,11 +269,11 @@ def contact_context_from_facts(
     case: Row, facts: dict[str, Any]
 ) -> tuple[DebtorContactContext, tuple[ContactRecord, ...]]:
     key = (case["tenant_id"], case["debtor_id"])
-    contact = ContactDetails.model_validate(case["contact"])
+    country, time_zone = _country_and_zone(case["contact"])
     authorised = facts["authorised"].get(key)
     context = DebtorContactContext(
-        country=contact.country,
-        time_zone=contact.time_zone,
+        country=country,
+        time_zone=time_zone,
         opted_out_channels=frozenset(
             ContactChannel(r["channel"]) for r in facts["opt_outs"].get(key, [])
         ),
@@ -440,7 +456,11 @@ class ContactPolicies:
         context: DebtorContactContext,
         history: tuple[ContactRecord, ...],
     ) -> Decision:
-        key = (id(policy), action, context, history)
+        # What `decide` depends on: the requested instant (not the planned one, when that has
+        # passed), and only the contacts that still count then.
+        relevant = relevant_history(action, context, history, self._now, policy=policy)
+        requested = max(action.at, self._now)
+        key = (id(policy), action.channel, requested, action.expires_at, context, relevant)
         decision = self._decisions.get(key)
         if decision is None:
             decision = decide(action, context, history, self._now, policy=policy)

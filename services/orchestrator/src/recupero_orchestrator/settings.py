@@ -26,3 +26,8 @@ class OrchestratorSettings(ServiceSettings):
     day_plan_enabled: bool = True
     day_plan_hour_utc: int = Field(default=5, ge=0, le=23)
     day_plan_chunk_size: int = 1_000
+    # A run's debtors are split into this many key ranges, planned by this many processes at
+    # once (this one and more it starts, one core each; replicas planning the same day share
+    # the ranges). A process costs its start-up (about 2 s of CPU) and a few connections.
+    day_plan_parts: int = Field(default=8, ge=1)
+    day_plan_processes: int = Field(default=1, ge=1)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recupero_events import DebtorSegmented, PaymentReceived, PromiseRegistered
+from recupero_events import DebtorSegmented, EventPayload, PaymentReceived, PromiseRegistered
 from recupero_orchestrator.adapters import batches
 from recupero_orchestrator.adapters.batches import DebtorKey
 from recupero_orchestrator.adapters.tables import (
@@ -583,6 +583,11 @@ class OrchestratorRepository:
         self, contacts: Sequence[tuple[str, str, str, UUID]], at: datetime
     ) -> None:
         await batches.insert_contacts(await asyncpg_connection(self.session), contacts, at)
+
+    async def publish_in_batches(self, events: Sequence[EventPayload], source: str) -> None:
+        """Many events of one type through the outbox, a thousand to a row (see
+        `batches.insert_event_rows`)."""
+        await batches.insert_event_rows(self.session, events, source)
 
     async def add_plans(
         self, schedule: list[tuple[Any, ...]], statuses: list[tuple[str, str, str, str]]

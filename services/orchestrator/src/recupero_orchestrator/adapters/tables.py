@@ -317,3 +317,47 @@ channel_costs = Table(
     Column("per_contact", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Planning the day (`day_plan.plan_day`): one run per tenant and day (and one per request), its
+# debtors split into disjoint key ranges, each with the cursor of the last debtor planned: a restart
+# does not plan a finished day again and an interrupted run resumes after its last committed chunk.
+day_plan_runs = Table(
+    "day_plan_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("plan_date", Date, nullable=False),  # the UTC day planned
+    Column("trigger", Text, nullable=False),  # daily, request
+    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index(
+        "day_plan_runs_daily",
+        "tenant_id",
+        "plan_date",
+        unique=True,
+        postgresql_where=text("trigger = 'daily'"),
+    ),
+    Index("day_plan_runs_tenant", "tenant_id", "started_at"),
+)
+
+day_plan_parts = Table(
+    "day_plan_parts",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    # The range of debtor ids: after `after_debtor`, up to and including `through_debtor` (null:
+    # to the last); `resume_after` is the last debtor of the last committed chunk.
+    Column("after_debtor", Text, nullable=False),
+    Column("through_debtor", Text),
+    Column("resume_after", Text, nullable=False),
+    Column("debtors", BigInteger, nullable=False, server_default=text("0")),
+    Column("actions", BigInteger, nullable=False, server_default=text("0")),
+    Column("skipped", BigInteger, nullable=False, server_default=text("0")),
+    Column("moved", BigInteger, nullable=False, server_default=text("0")),
+    Column("replanned", BigInteger, nullable=False, server_default=text("0")),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("run_id", "part"),
+)

@@ -46,9 +46,10 @@ class Weekday(StrEnum):
 
     @classmethod
     def of(cls, day: date) -> "Weekday":
-        return list(cls)[day.weekday()]
+        return _WEEKDAYS[day.weekday()]
 
 
+_WEEKDAYS = tuple(Weekday)  # in `date.weekday()` order
 _WEEKDAY_NAMES = {
     Weekday.MON: "Monday",
     Weekday.TUE: "Tuesday",
@@ -731,6 +732,39 @@ def decide(
         slot,
         policy.policy_id,
         tuple(trail),
+    )
+
+
+def relevant_history(
+    action: ProposedAction,
+    debtor: DebtorContactContext,
+    history: Sequence[ContactRecord],
+    now: datetime,
+    *,
+    policy: ContactPolicy,
+) -> tuple[ContactRecord, ...]:
+    """The contacts of `history` that can change `decide`'s answer for `action`: those before
+    the requested instant that still count towards a cap on its channel, or still hold a spacing
+    gap, at that instant (slots are only searched later). `decide` answers the same on them as on
+    the whole history, so debtors whose old contacts differ can share one decision."""
+    requested = max(action.at, now).astimezone(UTC)
+    zone = ZoneInfo(debtor.time_zone)
+    caps = [cap for cap in policy.frequency_caps if action.channel in cap.scope()]
+    spacings = [rule for rule in policy.spacing_rules if action.channel in rule.scope()]
+
+    def counts(record: ContactRecord) -> bool:
+        return any(
+            record.channel in cap.scope() and _expiry(cap, zone, record.at) > requested
+            for cap in caps
+        ) or any(
+            record.channel in rule.scope()
+            and (rule.after == "contact" or record.conversation)
+            and record.at.astimezone(UTC) + timedelta(hours=rule.min_gap_hours) > requested
+            for rule in spacings
+        )
+
+    return tuple(
+        record for record in history if record.at.astimezone(UTC) <= requested and counts(record)
     )
 
 

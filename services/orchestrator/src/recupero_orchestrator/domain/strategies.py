@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
@@ -473,8 +474,13 @@ def next_actions(
 
 def key_prefix(strategy: StrategyDocument, state: DebtorState) -> str:
     """Keys are per strategy version and per segment entry: a new entry starts a clean slate."""
-    entered = state.entered_segment_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{strategy.reference}/{entered}"
+    return _key_prefix(strategy.reference, state.entered_segment_at)
+
+
+@lru_cache(maxsize=1024)
+def _key_prefix(reference: str, entered: datetime) -> str:
+    # Asked for several times per debtor when a whole portfolio is planned.
+    return f"{reference}/{entered.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def plan(strategy: StrategyDocument, state: DebtorState, now: datetime) -> Plan:

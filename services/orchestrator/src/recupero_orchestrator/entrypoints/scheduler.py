@@ -9,6 +9,7 @@ import structlog
 from recupero_orchestrator import handlers, planning
 from recupero_orchestrator.adapters.repository import OrchestratorRepository
 from recupero_orchestrator.day_plan import plan_day
+from recupero_orchestrator.settings import OrchestratorSettings
 from recupero_runtime.service import Service
 
 log = structlog.get_logger()
@@ -34,6 +35,9 @@ async def run_once(service: Service[OrchestratorRepository], now: datetime, batc
     async with service.unit_of_work() as uow:
         claimed = await handlers.fire_due_actions(uow, now, batch_size)
         await uow.commit()
+    if claimed:
+        # The batch's `action-due` went to the outbox in batch rows, not through `publish`.
+        service.relay.notify()
     async with service.unit_of_work() as uow:
         claimed += await planning.resolve_due_promises(uow, now, batch_size)
         await uow.commit()
@@ -43,21 +47,28 @@ async def run_once(service: Service[OrchestratorRepository], now: datetime, batc
 def day_plan_loop(
     service: Service[OrchestratorRepository],
     clock: handlers.Clock,
-    hour_utc: int,
-    chunk_size: int,
+    settings: OrchestratorSettings,
     poll_interval: float = 60.0,
 ) -> handlers.Worker:
-    """Plans the day for every tenant once a UTC day, from `hour_utc`; after a restart past that
-    hour it plans again, which adds nothing already planned (it costs time, not correctness)."""
+    """Plans the day for every tenant once a UTC day, from `day_plan_hour_utc`. The runs are
+    recorded: after a restart the day's finished runs are not planned again, and an interrupted
+    one resumes where it stopped."""
 
     async def run() -> None:
         planned_on: date | None = None
         while True:
             now = clock()
-            if day_plan_due(now, planned_on, hour_utc):
-                report = await plan_day(service, now, chunk_size=chunk_size)
+            if day_plan_due(now, planned_on, settings.day_plan_hour_utc):
+                report = await plan_day(
+                    service,
+                    now,
+                    chunk_size=settings.day_plan_chunk_size,
+                    parts=settings.day_plan_parts,
+                    processes=settings.day_plan_processes,
+                )
                 log.info(
                     "day_planned",
+                    runs=[str(run) for run in report.runs],
                     debtors=report.debtors,
                     actions=report.actions,
                     skipped=report.skipped,
