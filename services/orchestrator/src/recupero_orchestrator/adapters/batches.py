@@ -44,25 +44,6 @@ SCHEDULE_COLUMNS = (
 )
 
 
-async def lock_open_cases(
-    connection: Any, after: DebtorKey, limit: int, tenant_id: str | None = None
-) -> list[Row]:
-    """The next open cases following a strategy (of one tenant, if given), in key order, locked
-    for this transaction; a case a consumer holds right now is skipped (that consumer re-plans it
-    anyway)."""
-    rows = await connection.fetch(
-        "SELECT * FROM orchestrator.cases"
-        " WHERE (tenant_id, debtor_id) > ($1, $2) AND status = 'open'"
-        " AND strategy_id IS NOT NULL AND ($4::text IS NULL OR tenant_id = $4)"
-        " ORDER BY tenant_id, debtor_id LIMIT $3 FOR UPDATE SKIP LOCKED",
-        after[0],
-        after[1],
-        limit,
-        tenant_id,
-    )
-    return [dict(row) for row in rows]
-
-
 async def _by_debtor(
     connection: Any, sql: str, keys: Sequence[DebtorKey]
 ) -> dict[DebtorKey, list[Row]]:
