@@ -26,6 +26,7 @@ from recupero_events import (
     MessageStatus,
     MessageStatusChanged,
     Money,
+    PostalAddress,
     Topic,
     encode,
 )
@@ -81,7 +82,18 @@ def client(url: str, key: str) -> httpx.AsyncClient:
     )
 
 
-def letter_action(tenant_id: str, debtor_id: str) -> ActionDue:
+ADDRESS = PostalAddress(
+    street_lines=["Av. Corrientes 1234, piso 5 B"],
+    city="Ciudad Autónoma de Buenos Aires",
+    region="CABA",
+    postal_code="C1043AAZ",
+    country="AR",
+)
+
+
+def letter_action(
+    tenant_id: str, debtor_id: str, address: PostalAddress | None = ADDRESS
+) -> ActionDue:
     return ActionDue(
         tenant_id=tenant_id,
         debtor_id=debtor_id,
@@ -95,6 +107,7 @@ def letter_action(tenant_id: str, debtor_id: str) -> ActionDue:
             country="AR",
             time_zone="America/Argentina/Buenos_Aires",
             locale="es-AR",
+            postal_address=address,
         ),
         balance=Money(amount_minor=1_234_567, currency="ARS"),
         days_past_due=95,
@@ -150,7 +163,7 @@ async def test_a_refused_upload_names_the_mistake_and_keeps_the_version_in_use(
         # The other tenant sees none of it: its list is empty and it gets the shipped template.
         assert (await b.get("/v1/templates")).json() == []
         theirs = (await b.get("/v1/templates/formal-letter/es-AR")).json()
-        assert (theirs["origin"], theirs["version"], theirs["locale"]) == ("shipped", 0, "es")
+        assert (theirs["origin"], theirs["version"], theirs["locale"]) == ("shipped", 0, "es-AR")
         preview = await b.post("/v1/templates/formal-letter/preview", json={"locale": "es-AR"})
         assert "Banco Austral" not in preview.json()["letter"]
 
@@ -254,6 +267,17 @@ async def test_a_letter_action_is_one_stored_pdf_listed_for_print_and_tracked(
         assert pdf.headers["content-type"] == "application/pdf"
         text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
         assert "Buenos Aires, 20 de noviembre de 2026" in text
+        # Addressed in the envelope's window, above the letter's text.
+        window = (
+            "Ana Pérez\nAv. Corrientes 1234, piso 5 B\n"
+            "C1043AAZ Ciudad Autónoma de Buenos Aires\nCABA\nARGENTINA\n"
+        )
+        assert window in text
+        assert text.index(window) < text.index("Buenos Aires, 20 de noviembre de 2026")
+        assert letter["recipient"] == (
+            f"Ana Pérez ({due.debtor_id}), Av. Corrientes 1234, piso 5 B, "
+            "C1043AAZ Ciudad Autónoma de Buenos Aires, CABA, ARGENTINA"
+        )
         assert "Señor/a Ana Pérez" in text
         assert "Banco Austral le intima a pagar $12.345,67 ARS, vencido el 17/8/2026" in text
         assert f"https://pagos.example.com/{tenant}/{due.debtor_id}" in text
@@ -296,3 +320,35 @@ async def test_a_letter_action_is_one_stored_pdf_listed_for_print_and_tracked(
             for p in events.payloads
             if isinstance(p, MessageStatusChanged) and p.action_id == due.action_id
         ] == [status]
+
+
+async def test_a_letter_to_a_debtor_without_a_postal_address_fails_and_prints_nothing(
+    settings: NotifierSettings, tenants: tuple[str, str], kafka_bootstrap: str
+) -> None:
+    tenant, _ = tenants
+    unaddressed = letter_action(tenant, f"C-{uuid4().hex[:8]}", address=None)
+    async with (
+        serving(settings) as url,
+        client(url, KEY_A) as a,
+        EventStream(
+            kafka_bootstrap, Topic.MESSAGE_SENT, Topic.MESSAGE_STATUS_CHANGED, timeout_s=TIMEOUT_S
+        ) as events,
+    ):
+        await publish_actions(kafka_bootstrap, unaddressed)
+        failed = await events.wait_for(
+            lambda p: isinstance(p, MessageStatusChanged) and p.action_id == unaddressed.action_id
+        )
+        # Redelivered: still one failure, still nothing printed.
+        await publish_actions(kafka_bootstrap, unaddressed)
+        await events.settle(3)
+        queue = (await a.get("/v1/letters")).json()
+
+    # The orchestrator hears a permanent failure, with the reason, and falls back.
+    assert isinstance(failed, MessageStatusChanged)
+    assert (failed.channel, failed.status) == (Channel.LETTER, MessageStatus.FAILED)
+    assert (failed.detail or "").startswith("no_postal_address: ")
+    assert unaddressed.debtor_id in (failed.detail or "")
+    assert [
+        p for p in events.payloads if getattr(p, "action_id", None) == unaddressed.action_id
+    ] == [failed]
+    assert [item for item in queue if item["action_id"] == str(unaddressed.action_id)] == []

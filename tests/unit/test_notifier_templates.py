@@ -3,12 +3,20 @@ every locale, what an upload is refused for (part, line, variable, a suggestion)
 the letters' life cycle and the PDF a letter becomes."""
 
 import io
+import re
 from datetime import UTC, date, datetime
 
 import pypdf
 import pytest
 
-from recupero_events import ActionDue, Channel, ContactDetails, MessageStatus, Money
+from recupero_events import (
+    ActionDue,
+    Channel,
+    ContactDetails,
+    MessageStatus,
+    Money,
+    PostalAddress,
+)
 from recupero_notifier.adapters.letters import letter_pdf
 from recupero_notifier.adapters.templates import (
     PARTS,
@@ -17,11 +25,13 @@ from recupero_notifier.adapters.templates import (
     problems_in,
     render_source,
 )
+from recupero_notifier.adapters.twilio import twiml
 from recupero_notifier.domain.chatbot import DebtorFacts, DocumentFact
 from recupero_notifier.domain.letters import (
     PUBLISHED_STATUS,
     LetterStatus,
     LetterUpdateRefused,
+    address_block,
     next_state,
 )
 from recupero_notifier.domain.locales import LOCALES, lookup_order, template_key, tenant_keys
@@ -121,6 +131,71 @@ def test_english_and_spanish_defaults_are_written_in_their_language(
     )
     assert english.subject.startswith("Payment reminder")
     assert spanish.subject.startswith("Recordatorio de pago")
+
+
+# How Argentines write to a debtor (voseo) and the tú and usted forms of the same words, which an
+# Argentine reads as a Mexican or Spanish letter.
+VOSEO = ("tenés", "podés", "pagá", "respondé", "comunicate", "pagaste", "ignorá")
+TU_OR_USTED = (
+    r"\btienes\b",
+    r"\bpuedes\b",
+    r"\bcomunícate\b",
+    r"\bresponde\b",
+    r"\bignora\b",
+    r"\busted\b",
+    r"\bsu\b",
+    r"\ble\b",
+    r"\bpuede\b",
+    r"\bresponda\b",
+    r"\bpague\b",
+    r"\bignore\b",
+    r"\bcomuníquese\b",
+    r"\brealizó\b",
+    r"\badeudo\b",
+)
+
+
+def _every_part(templates: JinjaTemplates, locale: str, currency: str) -> str:
+    """Every part of every shipped template as a debtor in `locale` reads it, overdue and not."""
+    texts = []
+    for name in sorted(templates.names):
+        overdue = action(locale, 1_234_567, currency, name)
+        for due in (overdue, overdue.model_copy(update={"days_past_due": -3})):
+            rendered = templates.render(name, ReminderContext.for_action(due), locale)
+            texts += [rendered.subject, rendered.text, rendered.html, rendered.short]
+            texts += [rendered.voice, rendered.letter or ""]
+    return "\n".join(texts)
+
+
+def _every_call(templates: JinjaTemplates, locale: str, currency: str) -> str:
+    """The TwiML of a collection call for each shipped template."""
+    calls = []
+    for name in sorted(templates.names):
+        due = action(locale, 1_234_567, currency, name)
+        rendered = templates.render(name, ReminderContext.for_action(due), locale)
+        calls.append(twiml(due, rendered, "https://notifier.example.com/webhooks/twilio/gather"))
+    return "\n".join(calls)
+
+
+def test_argentine_debtors_are_written_to_with_vos(templates: JinjaTemplates) -> None:
+    argentine = _every_part(templates, "es-AR", "ARS")
+    mexican = _every_part(templates, "es-MX", "MXN")
+
+    for form in VOSEO:
+        assert re.search(rf"\b{form}\b", argentine, re.IGNORECASE), form
+        assert not re.search(rf"\b{form}\b", mexican, re.IGNORECASE), form
+    found = [form for form in TU_OR_USTED if re.search(form, argentine, re.IGNORECASE)]
+    assert found == []
+    # The call reads the menu around the voice text in the same form.
+    call = _every_call(templates, "es-AR", "ARS")
+    assert "marcá 1" in call and "tu respuesta" in call
+    assert not re.search(r"\bmarque\b|\bsu\b", call)
+    assert "marque 1" in _every_call(templates, "es-MX", "MXN")
+    # Mexican debtors keep usted: the es-AR text is not theirs.
+    assert re.search(r"\busted\b|\bsu cuenta\b", mexican)
+    for name in templates.names:
+        source = templates.shipped(name, "es-AR")
+        assert source is not None and source.key == "es-AR", name
 
 
 def test_lookup_goes_from_locale_to_language_to_the_default() -> None:
@@ -273,6 +348,40 @@ def test_a_letter_is_a_pdf_whose_text_reads_back() -> None:
     assert "Sr./Sra. Ana Pérez" in extracted
     assert "“Intimación” – saldo $12.345,67 ARS" in extracted
     assert reader.metadata is not None and reader.metadata.title == "Carta documento"
+
+
+def test_a_letter_is_addressed_in_the_envelopes_window() -> None:
+    address = PostalAddress(
+        street_lines=["Av. Insurgentes Sur 1602,  int. 4", "Col. Crédito Constructor"],
+        city="Ciudad de México",
+        region="CDMX",
+        postal_code="03940",
+        country="MX",
+    )
+    block = address_block("Ana Pérez", address, "es-MX")
+    assert block == [
+        "Ana Pérez",
+        "Av. Insurgentes Sur 1602, int. 4",
+        "Col. Crédito Constructor",
+        "03940 Ciudad de México",
+        "CDMX",
+        "MÉXICO",
+    ]
+    # The country is named in the debtor's language; no region or postal code, no empty line.
+    assert address_block(
+        "Ann Lee", address.model_copy(update={"region": None, "postal_code": None}), "en-US"
+    )[-2:] == ["Ciudad de México", "MEXICO"]
+
+    pdf = letter_pdf("20 de marzo de 2025\n\nEstimada Ana:", "Carta documento", block)
+
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    found: dict[str, float] = {}
+    page.extract_text(visitor_text=lambda text, cm, tm, *_: found.setdefault(text.strip(), tm[5]))
+    a4_height_pt, mm = 841.89, 72 / 25.4
+    # In the window (50 to 90 mm from the top, on the left), and the letter below it.
+    assert 50 * mm < a4_height_pt - found["Ana Pérez"] < 90 * mm
+    assert 50 * mm < a4_height_pt - found["MÉXICO"] < 90 * mm
+    assert a4_height_pt - found["20 de marzo de 2025"] > 95 * mm
 
 
 def test_every_shipped_template_passes_its_own_upload_checks(templates: JinjaTemplates) -> None:

@@ -58,6 +58,8 @@ class ProviderAccounts:
     # Phone number id / Account SID -> the secret that signs its webhooks, and its tenants.
     whatsapp_signing: dict[str, SigningAccount]
     twilio_signing: dict[str, SigningAccount]
+    # Meta's subscription handshake comes per app: the verify token of any configured number.
+    whatsapp_verify_tokens: tuple[str, ...]
 
 
 def provider_accounts(settings: NotifierSettings, client: httpx.AsyncClient) -> ProviderAccounts:
@@ -134,11 +136,16 @@ def provider_accounts(settings: NotifierSettings, client: httpx.AsyncClient) -> 
         )
         auth_tokens[settings.twilio_account_sid] = settings.twilio_auth_token.get_secret_value()
 
+    verify_tokens: list[SecretStr] = []
+    if settings.whatsapp_verify_token is not None:
+        verify_tokens.append(settings.whatsapp_verify_token)
     numbers: list[tuple[str, str, Callable[[], WhatsAppCloud]]] = []
     twilios: list[tuple[str, str, Callable[[], TwilioAccount]]] = []
     for tenant_id, own in tenants.items():
         if (number := own.whatsapp) is not None:
             keep(app_secrets, number.phone_number_id, number.app_secret, f"{tenant_id}.whatsapp")
+            if number.verify_token is not None:
+                verify_tokens.append(number.verify_token)
             build_number = partial(
                 whatsapp_number,
                 number.phone_number_id,
@@ -170,6 +177,9 @@ def provider_accounts(settings: NotifierSettings, client: httpx.AsyncClient) -> 
             sid: SigningAccount(auth_tokens[sid], scope)
             for sid, (_, scope) in twilio.scopes(lambda a: a.account_sid).items()
         },
+        whatsapp_verify_tokens=tuple(
+            dict.fromkeys(token.get_secret_value() for token in verify_tokens)
+        ),
     )
 
 
@@ -198,10 +208,6 @@ def attempt_units(
     return partial(
         UnitOfWork, sessions, service.schema, NotifierRepository, service.settings.service_name
     )
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return None if value is None else value.get_secret_value()
 
 
 def bootstrap(
@@ -287,7 +293,7 @@ def bootstrap(
     secrets = WebhookSecrets(
         public_url=settings.public_url,
         max_age=timedelta(seconds=settings.webhook_max_age_seconds),
-        whatsapp_verify_token=_secret(settings.whatsapp_verify_token),
+        whatsapp_verify_tokens=accounts.whatsapp_verify_tokens,
         whatsapp=accounts.whatsapp_signing,
         twilio=accounts.twilio_signing,
     )

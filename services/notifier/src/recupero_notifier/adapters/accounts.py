@@ -7,7 +7,7 @@ mounted from the platform's secret store (a Kubernetes Secret, a Vault agent fil
     {"tenants": {
         "banco-norte": {
             "whatsapp": {"phone_number_id": "106540352242922", "access_token": "EAAG...",
-                         "app_secret": "...", "messages_per_second": 80},
+                         "app_secret": "...", "verify_token": "...", "messages_per_second": 80},
             "twilio": {"account_sid": "AC...", "auth_token": "...",
                        "from_number": "+5215550001111", "voice_from_number": "+5215550002222"}}}}
 
@@ -43,6 +43,11 @@ class WhatsAppAccountConfig(_Strict):
     phone_number_id: str = Field(pattern=r"^\d+$", description="Business phone number id.")
     access_token: SecretStr = Field(min_length=1, description="System user access token.")
     app_secret: SecretStr = Field(min_length=1, description="Signs X-Hub-Signature-256.")
+    verify_token: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        description="The app's webhook verify token (`hub.verify_token` of Meta's handshake).",
+    )
     messages_per_second: float | None = Field(
         default=None, ge=0, description="Throughput of this number; unset: the default's."
     )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recupero_events import ActionDue
 from recupero_notifier.adapters.providers import ProviderRefused
 from recupero_notifier.adapters.tables import letters
-from recupero_notifier.domain.letters import LetterStatus
+from recupero_notifier.domain.letters import NO_POSTAL_ADDRESS, LetterStatus, address_block
 from recupero_notifier.domain.messages import RenderedMessage
 
 PROVIDER = "letter"
@@ -42,8 +42,16 @@ def _printable(text: str) -> str:
     return "".join(char(c) for c in text)
 
 
-def letter_pdf(text: str, title: str) -> bytes:
-    """An A4 page (or more) with the letter's text, ready to print and fold."""
+# Where the address shows through a window envelope (DL/C5 with the window on the left, as DIN
+# 5008 and ISO 269 place it): 20 mm from the left edge, 50 mm from the top, 85 x 40 mm.
+ADDRESS_WINDOW = (20.0, 50.0, 85.0, 40.0)
+# The letter's text starts below the window.
+TEXT_TOP = 100.0
+
+
+def letter_pdf(text: str, title: str, address: list[str] | None = None) -> bytes:
+    """An A4 page (or more) with the letter's text, ready to print and fold; `address` (the
+    lines of `domain.letters.address_block`) is printed in the envelope's window."""
     pdf = FPDF(format="A4")
     pdf.core_fonts_encoding = PDF_ENCODING
     pdf.set_title(_printable(title))
@@ -52,6 +60,14 @@ def letter_pdf(text: str, title: str) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=25)
     pdf.add_page()
     pdf.set_font("helvetica", size=11)
+    if address:
+        left, top, width, _ = ADDRESS_WINDOW
+        pdf.set_xy(left, top)
+        for line in address:
+            # A line longer than the window wraps inside it rather than running past its edge.
+            pdf.set_x(left)
+            pdf.multi_cell(width, 5, _printable(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_y(max(TEXT_TOP, pdf.get_y() + 10))
     pdf.multi_cell(0, 5.5, _printable(text.strip()), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
@@ -186,16 +202,31 @@ class LetterChannel:
         self._clock = clock
 
     def recipient(self, action: ActionDue) -> str:
-        # The contract carries no postal address yet: the print shop addresses by the debtor's
-        # name and the creditor's reference.
-        return f"{action.contact.name} ({action.debtor_id})"
+        # The print queue lists the debtor, the creditor's reference and where it goes.
+        address = action.contact.postal_address
+        if address is None:
+            return f"{action.contact.name} ({action.debtor_id})"
+        block = address_block(action.contact.name, address, action.contact.locale)
+        return f"{block[0]} ({action.debtor_id}), {', '.join(block[1:])}"
 
     async def send(self, action: ActionDue, rendered: RenderedMessage, session_open: bool) -> str:
+        address = action.contact.postal_address
+        if address is None:
+            # Nothing is printed: the orchestrator hears `failed` and falls back to a channel
+            # that can reach the debtor.
+            raise ProviderRefused(
+                f"{NO_POSTAL_ADDRESS}: debtor {action.debtor_id} has no postal address to print "
+                "the letter for"
+            )
         if rendered.letter is None:
             raise ProviderRefused(
                 f"template {action.template!r} has no letter.txt: it cannot be printed"
             )
-        pdf = letter_pdf(rendered.letter, rendered.subject)
+        pdf = letter_pdf(
+            rendered.letter,
+            rendered.subject,
+            address_block(action.contact.name, address, action.contact.locale),
+        )
         async with self._units() as uow:
             letter_id = await uow.repo.store_letter(
                 action, self.recipient(action), pdf, self._clock()

@@ -18,7 +18,7 @@ from recupero_events import ActionDue
 from recupero_notifier.adapters.accounts import ByTenant
 from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import RenderedMessage, phone_of
-from recupero_notifier.domain.replies import IVR_NO_ANSWER, IVR_PROMPT
+from recupero_notifier.domain.replies import ivr_call_texts
 
 PROVIDER = "twilio"
 STATUS_PATH = "/webhooks/twilio/status"
@@ -61,8 +61,9 @@ def twiml(action: ActionDue, rendered: RenderedMessage, gather_url: str) -> str:
     gather = SubElement(
         response, "Gather", numDigits="1", action=gather_url, method="POST", timeout="8"
     )
-    SubElement(gather, "Say", language=language).text = f"{rendered.voice} {IVR_PROMPT}"
-    SubElement(response, "Say", language=language).text = IVR_NO_ANSWER
+    prompt, no_answer = ivr_call_texts(action.contact.locale)
+    SubElement(gather, "Say", language=language).text = f"{rendered.voice} {prompt}"
+    SubElement(response, "Say", language=language).text = no_answer
     return tostring(response, encoding="unicode")
 
 

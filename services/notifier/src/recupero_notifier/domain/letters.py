@@ -3,7 +3,12 @@ delivered or returned by the post office. Pure: which moves are allowed and what
 
 from enum import StrEnum
 
-from recupero_events import MessageStatus
+from babel import Locale, UnknownLocaleError
+
+from recupero_events import MessageStatus, PostalAddress
+
+# Why a letter action fails when the debtor has no postal address (the orchestrator falls back).
+NO_POSTAL_ADDRESS = "no_postal_address"
 
 
 class LetterStatus(StrEnum):
@@ -49,3 +54,19 @@ def next_state(
     if wanted in (LetterStatus.POSTED, *_FINAL) and tracking is None:
         raise LetterUpdateRefused(f"a {wanted.value} letter needs its tracking_number")
     return wanted, tracking
+
+
+def address_block(name: str, address: PostalAddress, locale: str) -> list[str]:
+    """The lines printed in the envelope's window: the debtor, the street lines, the postal code
+    and city, the region, and the country's name (in the debtor's language, upper case, as
+    international post wants it last)."""
+    lines = [name, *address.street_lines]
+    lines.append(" ".join(part for part in (address.postal_code, address.city) if part))
+    if address.region:
+        lines.append(address.region)
+    try:
+        language = Locale.parse(locale, sep="-")
+    except (UnknownLocaleError, ValueError):
+        language = Locale("es")
+    lines.append(language.territories.get(address.country, address.country).upper())
+    return [" ".join(line.split()) for line in lines if line.strip()]

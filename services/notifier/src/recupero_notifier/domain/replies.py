@@ -44,8 +44,19 @@ def ivr_choice(digits: str) -> IvrChoice | None:
 
 IVR_PROMPT = "Para prometer un pago, marque 1. Para hablar con un asesor, marque 2."
 IVR_NO_ANSWER = "No recibimos su respuesta. Gracias por su atención, hasta luego."
+# Argentines are spoken to with vos, as the es-AR templates write to them.
+IVR_PROMPT_VOS = "Para prometer un pago, marcá 1. Para hablar con un asesor, marcá 2."
+IVR_NO_ANSWER_VOS = "No recibimos tu respuesta. Gracias por tu atención, hasta luego."
 IVR_AGENT = "Gracias. Un asesor se comunicará con usted a la brevedad. Hasta luego."
 IVR_INVALID = "Opción no válida. Un asesor se comunicará con usted. Hasta luego."
+
+
+def ivr_call_texts(locale: str) -> tuple[str, str]:
+    """What a collection call says after the template's voice text: the menu, and the goodbye
+    when no key is pressed, in the form of address the debtor's locale uses."""
+    if locale == "es-AR":
+        return IVR_PROMPT_VOS, IVR_NO_ANSWER_VOS
+    return IVR_PROMPT, IVR_NO_ANSWER
 
 
 def ivr_promise_confirmation(amount: str, promised_on: date) -> str:
