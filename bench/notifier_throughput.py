@@ -42,6 +42,7 @@ from harness import (
     events_on_kafka,
     load_average,
     postgres_cpu_seconds,
+    processes_with,
     start_service,
     stop,
 )
@@ -144,24 +145,16 @@ async def bare_posts(url: str, bodies: list[dict[str, Any]], concurrency: int) -
 
         async def worker() -> None:
             for body in pending:
-                response = await client.post(url, json=body, headers=headers)
+                try:
+                    response = await client.post(url, json=body, headers=headers)
+                except httpx.TransportError:
+                    # The peer dropped a kept-alive connection under load: post it again.
+                    response = await client.post(url, json=body, headers=headers)
                 response.raise_for_status()
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started
-
-
-def processes_with(argument: str) -> list[int]:
-    """Pids whose command line holds `argument` (the Kafka broker's JVM, by its data dir)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if argument.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
 
 
 async def main() -> None:
@@ -226,7 +219,7 @@ async def main() -> None:
 
         def cpu_now() -> dict[str, float]:
             return {
-                "notifier": sum(cpu_seconds(p.pid) for p in notifiers),
+                **{f"notifier {n}": cpu_seconds(p.pid) for n, p in enumerate(notifiers, 1)},
                 "whatsapp peer": cpu_seconds(peer.pid) if peer is not None else 0.0,
                 "PostgreSQL": postgres_cpu_seconds(postmaster),
                 "Kafka": sum(cpu_seconds(pid) for pid in kafka_pids),
@@ -276,11 +269,15 @@ async def main() -> None:
             f"{'exactly one per action' if exactly_once else 'NOT exactly one per action'}"
         )
         print(f"  load average before {load_before}, after {load_after}")
-        print("  CPU seconds to the last acknowledgement / to the last status event:")
+        print(
+            "  CPU seconds to the last acknowledgement / to the last status event"
+            " (ms of CPU a message):"
+        )
         for name in cpu_before:
+            used = cpu_after[name] - cpu_before[name]
             print(
                 f"    {name:14} {cpu_acknowledged[name] - cpu_before[name]:7.1f}"
-                f" / {cpu_after[name] - cpu_before[name]:7.1f}"
+                f" / {used:7.1f}  ({used / count * 1000:.2f} ms)"
             )
 
         bodies = [record["request"] for record in received]

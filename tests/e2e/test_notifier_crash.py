@@ -60,7 +60,7 @@ def test_killed_notifier_loses_nothing_and_sends_nothing_twice(start_stack: Star
     assert not twice, f"debtors with more than one distinct email: {twice}"
     # A message the SMTP server accepted just before the kill may be re-submitted with the same
     # Message-ID (the idempotency key); mailboxes collapse it. At most the ones in flight: the
-    # notifier carries out `consumer_concurrency` actions at once.
-    in_flight = NotifierSettings.model_fields["consumer_concurrency"].default
+    # notifier carries out a polled batch of actions at once and records their results together.
+    in_flight = NotifierSettings.model_fields["consumer_batch_size"].default
     transactions = [m for m in stack.smtp.messages() if m["rcpt_tos"][0].startswith("k")]
     assert len(transactions) <= DEBTORS + in_flight

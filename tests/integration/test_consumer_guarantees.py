@@ -2,27 +2,37 @@
 a poison message is dead-lettered and the partition keeps flowing; a redelivered event changes
 nothing; what a handler publishes leaves through the outbox after commit. Each runs with records
 handled one after the other and with several debtors' records at once (`consumer_concurrency`),
-where one debtor's records must still apply in the order they were produced."""
+where one debtor's records must still apply in the order they were produced, and with a poll's
+records handled in one transaction (`Batched`)."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+import recupero_segmenter
 from recupero_events import (
     ContactDetails,
     DebtDocument,
     DebtImported,
+    DecodedEvent,
     DocumentKind,
     Money,
     encode,
 )
+from recupero_runtime.consumer import Batched
+from recupero_runtime.db import UnitOfWork
 from recupero_runtime.service import Service
 from recupero_segmenter.adapters.repository import SegmenterRepository
+from recupero_segmenter.adapters.tables import schema as segmenter_schema
 from recupero_segmenter.bootstrap import bootstrap
+from recupero_segmenter.handlers import RuleBook, debt_imported_handler
 from recupero_segmenter.settings import SegmenterSettings
 
 pytestmark = pytest.mark.integration
@@ -154,3 +164,74 @@ async def test_one_debtors_events_apply_in_order_while_other_debtors_run_alongsi
         for debtor in debtors:
             history = await uow.repo.history(tenant, debtor)
             assert [row["segment"] for row in history] == ["91-180", "31-60", "1-30"], debtor
+
+
+async def test_a_batch_applies_each_new_event_once_and_isolates_the_record_that_fails(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """The batch path (`Batched`), through the segmenter's own handler: a poll's records in one
+    transaction. A poison record is dead-lettered, a redelivered event skipped, a transient
+    failure in the middle of a batch rolls the whole batch back and retries it (nothing applied
+    twice, nothing lost), and a record whose handling keeps failing is dead-lettered alone."""
+    tenant = f"t-{uuid4().hex[:8]}"
+    rules = RuleBook()
+    segment = debt_imported_handler(lambda: NOW, rules)
+    batches_seen: list[int] = []
+    lost_connection_once: list[str] = []
+
+    async def handle(events: Sequence[DecodedEvent], uow: UnitOfWork[Any]) -> None:
+        ours = [event for event in events if event.payload.tenant_id == tenant]
+        if ours:
+            batches_seen.append(len(ours))
+        for event in ours:
+            if event.payload.debtor_id == "D-4":
+                raise ValueError("D-4 cannot be segmented")
+            await segment(event, uow)
+            if event.payload.debtor_id == "D-2" and not lost_connection_once:
+                # After D-1 and D-2 were applied in this transaction: all of it rolls back.
+                lost_connection_once.append("D-2")
+                raise ConnectionError("connection lost in the middle of the batch")
+
+    debtors = ["D-1", "D-2", "D-3", "D-4", "D-5"]
+    events = [encode(imported(tenant, debtor), source="recupero/test") for debtor in debtors]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        # All on the partition of one key, produced before the consumer starts: one poll.
+        key = events[0].key
+        await producer.send("debt-imported", b"{not json", key=key, headers=events[0].headers)
+        for event in [events[0], events[0], *events[1:]]:
+            await producer.send("debt-imported", event.value, key=key, headers=event.headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    settings = SegmenterSettings(
+        service_name=f"segmenter-batches-{uuid4().hex[:6]}",
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        log_level="WARNING",
+    )
+    service = Service(
+        settings,
+        segmenter_schema,
+        migrations=Path(recupero_segmenter.__file__).parent / "migrations",
+        repositories=SegmenterRepository,
+    )
+    service.consume({"debt-imported": Batched(handle)})
+    await service.start()
+    try:
+        dead = await read_until(kafka_bootstrap, "debt-imported.dlq", 2, tenant.encode())
+        segmented = await read_until(kafka_bootstrap, "debtor-segmented", 4, tenant.encode())
+    finally:
+        await service.stop()
+
+    # The poll's five events at once; the redelivered copy of D-1 never reaches the handler.
+    assert batches_seen[0] == 5
+    assert sorted(value for value, _ in dead) == sorted([b"{not json", events[3].value])
+    placed = sorted(json.loads(value or b"{}")["debtor_id"] for value, _ in segmented)
+    assert placed == ["D-1", "D-2", "D-3", "D-5"]
+    async with service.unit_of_work() as uow:
+        for debtor in ["D-1", "D-2", "D-3", "D-5"]:
+            assert len(await uow.repo.history(tenant, debtor)) == 1, debtor
+        assert await uow.repo.history(tenant, "D-4") == []

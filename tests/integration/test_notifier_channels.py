@@ -173,6 +173,25 @@ def requests_for(peer: WhatsAppCloudPeer | TwilioPeer, action_id: UUID) -> list[
     return found
 
 
+def norte_number(**extra: str) -> dict[str, str]:
+    """banco-norte's own WhatsApp Business number, as the accounts file gives it."""
+    return {
+        "phone_number_id": NORTE_NUMBER_ID,
+        "access_token": NORTE_TOKEN,
+        "app_secret": NORTE_APP_SECRET,
+        **extra,
+    }
+
+
+def with_accounts(
+    settings: NotifierSettings, folder: Path, tenants: dict[str, Any]
+) -> NotifierSettings:
+    """The settings with a `RECUPERO_PROVIDER_ACCOUNTS_FILE` giving these tenants' accounts."""
+    accounts_file = folder / "provider-accounts.json"
+    accounts_file.write_text(json.dumps({"tenants": tenants}))
+    return settings.model_copy(update={"provider_accounts_file": accounts_file})
+
+
 async def test_every_channel_reaches_its_provider_and_statuses_come_back(
     settings: NotifierSettings,
     whatsapp: WhatsAppCloudPeer,
@@ -307,28 +326,13 @@ async def test_each_tenant_sends_from_its_own_accounts_and_only_its_secrets_veri
         NORTE_NUMBER,
         sms_url=f"http://127.0.0.1:{notifier_port}/webhooks/twilio/inbound",
     )
-    accounts_file = tmp_path / "provider-accounts.json"
-    accounts_file.write_text(
-        json.dumps(
-            {
-                "tenants": {
-                    NORTE: {
-                        "whatsapp": {
-                            "phone_number_id": NORTE_NUMBER_ID,
-                            "access_token": NORTE_TOKEN,
-                            "app_secret": NORTE_APP_SECRET,
-                        },
-                        "twilio": {
-                            "account_sid": NORTE_SID,
-                            "auth_token": NORTE_AUTH_TOKEN,
-                            "from_number": NORTE_NUMBER,
-                        },
-                    }
-                }
-            }
-        )
-    )
-    settings = settings.model_copy(update={"provider_accounts_file": accounts_file})
+    norte_twilio = {
+        "account_sid": NORTE_SID,
+        "auth_token": NORTE_AUTH_TOKEN,
+        "from_number": NORTE_NUMBER,
+    }
+    accounts = {NORTE: {"whatsapp": norte_number(), "twilio": norte_twilio}}
+    settings = with_accounts(settings, tmp_path, accounts)
     debtor = f"C-{uuid4().hex[:8]}"
     demo_whatsapp = action_due(debtor, Channel.WHATSAPP, new_phone())
     demo_sms = action_due(debtor, Channel.SMS, new_phone())
@@ -415,6 +419,43 @@ async def test_each_tenant_sends_from_its_own_accounts_and_only_its_secrets_veri
     )
     for action in actions:
         assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
+
+
+async def test_the_subscription_handshake_accepts_the_verify_token_of_any_tenants_app(
+    settings: NotifierSettings, tmp_path: Path
+) -> None:
+    # Meta runs the GET handshake per app: banco-norte's and banco-sur's apps each subscribe with
+    # their own verify token, the default app with the settings' one.
+    sur_number_id, sur_token = "309871234567890", "sur-verify-token"
+    norte_token = "norte-verify-token"
+    sur_whatsapp = {
+        "phone_number_id": sur_number_id,
+        "access_token": "sur-access-token",
+        "app_secret": "sur-app-secret",
+        "verify_token": sur_token,
+    }
+    accounts = {
+        NORTE: {"whatsapp": norte_number(verify_token=norte_token)},
+        "banco-sur": {"whatsapp": sur_whatsapp},
+    }
+    settings = with_accounts(settings, tmp_path, accounts)
+
+    async with serving(settings) as url, httpx.AsyncClient() as http:
+
+        async def handshake(token: str, mode: str = "subscribe") -> tuple[int, str]:
+            response = await http.get(
+                f"{url}/webhooks/whatsapp",
+                params={"hub.mode": mode, "hub.verify_token": token, "hub.challenge": "1158201444"},
+            )
+            return response.status_code, response.text
+
+        for token in (norte_token, sur_token, VERIFY_TOKEN):
+            assert await handshake(token) == (200, "1158201444")
+        wrong = await handshake("norte-verify-tokeN")
+        empty = await handshake("")
+        not_subscribe = await handshake(sur_token, mode="unsubscribe")
+    assert wrong[0] == empty[0] == not_subscribe[0] == 403
+    assert "1158201444" not in wrong[1] + empty[1] + not_subscribe[1]
 
 
 async def test_forged_stale_and_replayed_webhooks_are_refused_and_change_nothing(

@@ -18,7 +18,7 @@ class FakeWork(Generic[Repo]):
     published: list[EventPayload] = field(default_factory=list)
     source: str = "recupero/test"
 
-    def publish(self, payload: EventPayload) -> str:
+    def publish(self, payload: EventPayload, correlation_id: str | None = None) -> str:
         self.published.append(payload)
         return str(uuid4())
 

@@ -4,6 +4,7 @@ units of work and email sender.
 """
 
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -45,7 +46,7 @@ from recupero_notifier.domain.messages import (
 from recupero_notifier.domain.money import format_money
 from recupero_notifier.domain.replies import IvrChoice, is_opt_out, ivr_choice
 from recupero_notifier.domain.retries import ParkingBackoff
-from recupero_notifier.handlers import carry_out_action
+from recupero_notifier.handlers import carry_out_actions
 
 pytestmark = pytest.mark.unit
 
@@ -206,43 +207,56 @@ class FakeDeliveries:
         self.rows: dict[UUID, dict[str, Any]] = {}
         self._journal = journal
 
-    async def delivery_outlook(
-        self, action: ActionDue, template_keys: tuple[str, ...], session_address: str | None
-    ) -> DeliveryOutlook:
+    async def delivery_outlooks(
+        self, asked: Sequence[tuple[ActionDue, tuple[str, ...], str | None]]
+    ) -> list[DeliveryOutlook]:
         # No tenant overrides and no session windows here: the shipped templates (overrides
         # and windows are tested on PostgreSQL).
-        row = self.rows.get(action.action_id)
-        if row is None or row["tenant_id"] != action.tenant_id:
-            return DeliveryOutlook(None, None, None)
-        state = DeliveryState(row["status"], row.get("last_attempt_at"), row.get("retry_at"))
-        return DeliveryOutlook(state, None, None)
+        outlooks = []
+        for action, _, _ in asked:
+            row = self.rows.get(action.action_id)
+            if row is None or row["tenant_id"] != action.tenant_id:
+                outlooks.append(DeliveryOutlook(None, None, None))
+                continue
+            state = DeliveryState(row["status"], row.get("last_attempt_at"), row.get("retry_at"))
+            outlooks.append(DeliveryOutlook(state, None, None))
+        return outlooks
 
-    async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
-        row = self.rows.setdefault(
-            action.action_id,
-            {"tenant_id": action.tenant_id, "status": "sending", "attempts": 0},
-        )
-        if row["status"] in ("sent", "failed") or row["tenant_id"] != action.tenant_id:
-            return None
-        row.update(
-            status="sending",
-            recipient=recipient,
-            provider=provider,
-            attempts=row["attempts"] + 1,
-            last_attempt_at=datetime.now(UTC),
-        )
-        self._journal.append("attempt recorded")
-        attempts: int = row["attempts"]
-        return attempts
+    async def record_attempts(
+        self, attempts: Sequence[tuple[ActionDue, str, str]]
+    ) -> dict[UUID, int]:
+        numbers = {}
+        for action, recipient, provider in attempts:
+            row = self.rows.setdefault(
+                action.action_id,
+                {"tenant_id": action.tenant_id, "status": "sending", "attempts": 0},
+            )
+            if row["status"] in ("sent", "failed") or row["tenant_id"] != action.tenant_id:
+                continue
+            row.update(
+                status="sending",
+                recipient=recipient,
+                provider=provider,
+                attempts=row["attempts"] + 1,
+                last_attempt_at=datetime.now(UTC),
+            )
+            self._journal.append("attempt recorded")
+            numbers[action.action_id] = row["attempts"]
+        return numbers
 
     async def mark_sent(
         self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
     ) -> bool:
-        row = self.rows[action_id]
-        if row["status"] == "sent":
-            return False
-        row.update(status="sent", message_id=message_id, sent_at=sent_at)
-        return True
+        return action_id in await self.mark_all_sent([(tenant_id, action_id, message_id, sent_at)])
+
+    async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]:
+        marked = set()
+        for _, action_id, message_id, sent_at in sent:
+            row = self.rows[action_id]
+            if row["status"] != "sent":
+                row.update(status="sent", message_id=message_id, sent_at=sent_at)
+                marked.add(action_id)
+        return marked
 
     async def mark_not_accepted(
         self, tenant_id: str, action_id: UUID, status: str, reason: str
@@ -272,9 +286,9 @@ class FakeDeliveries:
     async def delivery_for_callback(self, action_id: UUID) -> Delivery | None:
         raise NotImplementedError("callbacks are tested on PostgreSQL")
 
-    async def claim_status_callback(
-        self, provider: str, callback_key: str, action_id: UUID
-    ) -> tuple[bool, Delivery | None]:
+    async def claim_status_callbacks(
+        self, provider: str, callbacks: Sequence[tuple[str, UUID]]
+    ) -> list[tuple[bool, Delivery | None]]:
         raise NotImplementedError("callbacks are tested on PostgreSQL")
 
     async def deliveries_to(self, channel: str, address: str) -> list[Delivery]:
@@ -290,7 +304,7 @@ class FakeWork:
         self.published: list[EventPayload] = []
         self._journal = journal
 
-    def publish(self, payload: EventPayload) -> str:
+    def publish(self, payload: EventPayload, correlation_id: str | None = None) -> str:
         self.published.append(payload)
         return str(uuid4())
 
@@ -332,16 +346,17 @@ class Notifier:
         self.templates = templates
         self.published: list[EventPayload] = []
 
-    async def handle(self, due: ActionDue) -> None:
+    async def handle(self, due: ActionDue, *, resuming_parked: bool = False) -> None:
         uow = FakeWork(self.repo, self.journal)
-        await carry_out_action(
-            due,
+        await carry_out_actions(
+            [due],
             uow,
             attempts=lambda: FakeWork(self.repo, self.journal),
             channels={Channel.EMAIL: EmailChannel(self.sender)},
             templates=self.templates,
             unconfirmed_wait=timedelta(seconds=60),
             backoff=ParkingBackoff(initial=timedelta(seconds=5), maximum=timedelta(minutes=5)),
+            resuming_parked=resuming_parked,
         )
         # Like the consumer's unit of work: events leave only when the handler returns.
         self.published.extend(uow.published)
@@ -384,17 +399,22 @@ async def test_failed_send_keeps_the_attempt_and_publishes_nothing(
     notifier = Notifier(templates)
     notifier.sender.fail_with = RuntimeError("provider down")
 
-    with pytest.raises(RuntimeError, match="provider down"):
-        await notifier.handle(action())
+    # An unforeseen error, tried three times, is an unknown outcome: parked (the rest of a
+    # batch is still recorded).
+    await notifier.handle(action())
+    assert notifier.repo.rows[ACTION_ID]["attempts"] == 3
 
     assert notifier.published == []
     assert notifier.repo.rows[ACTION_ID]["status"] == "sending"
+    assert notifier.repo.rows[ACTION_ID]["retry_at"] is not None
 
     notifier.sender.fail_with = None
     await notifier.handle(action())
+    assert notifier.sender.sent == [], "a redelivery leaves the parked delivery to the worker"
+    await notifier.handle(action(), resuming_parked=True)
 
     assert len(notifier.sender.sent) == 1
-    assert notifier.repo.rows[ACTION_ID]["attempts"] == 2
+    assert notifier.repo.rows[ACTION_ID]["attempts"] == 4
     assert len(notifier.published) == 1
 
 

@@ -5,10 +5,17 @@ inbox and apply the handler's effects (and any events it publishes through the o
 then commit the Kafka offset. A redelivered message hits the inbox's primary key and is skipped.
 A message that cannot be decoded, or whose handler keeps failing, goes to `<topic>.dlq` with the
 error so the partition keeps flowing; database outages are retried, never dead-lettered.
+
+A topic may opt in to batches (`Batched`): the new records of a poll are handled in one call and
+ONE transaction, their inbox rows written in one statement (duplicates among them skipped before
+the handler sees them), the offsets committed after that transaction. A transient error retries
+the whole batch (its rollback undoes every inbox row); any other error handles the batch's records
+again one at a time through the same handler, so only the bad record is dead-lettered.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +23,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -32,6 +40,7 @@ CONSUMED = Counter(
 )
 
 Handler = Callable[[DecodedEvent, UnitOfWork[Any]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[DecodedEvent], UnitOfWork[Any]], Awaitable[None]]
 UnitOfWorkFactory = Callable[[str | None], UnitOfWork[Any]]
 
 
@@ -40,9 +49,27 @@ class RetryLater(Exception):
     4xx-temporary reply): the message is retried with backoff, never dead-lettered."""
 
 
+@dataclass(frozen=True)
+class Batched:
+    """Opt-in for one topic: `handle` gets the new events of a polled batch at once (in offset
+    order per partition, each event once), in one unit of work the consumer commits. It must
+    give each event the effects the per-record handler would (it is also called with a single
+    event when a batch fails and its records are handled one at a time)."""
+
+    handle: BatchHandler
+
+
+# PostgreSQL's "try the transaction again": serialization failure, deadlock detected.
+_RETRY_TRANSACTION = {"40001", "40P01"}
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, RetryLater | OperationalError | InterfaceError | ConnectionError | OSError):
         return True
+    # Raised by asyncpg itself (statements on the raw connection) or wrapped by SQLAlchemy.
+    for error in (exc, getattr(exc, "orig", None)):
+        if getattr(error, "sqlstate", None) in _RETRY_TRANSACTION:
+            return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
@@ -52,7 +79,7 @@ class EventConsumer:
         *,
         name: str,
         bootstrap_servers: str,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | Batched],
         unit_of_work: UnitOfWorkFactory,
         dead_letters: Publisher,
         max_attempts: int = 3,
@@ -85,7 +112,24 @@ class EventConsumer:
         await consumer.start()
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                polled = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                batched = {
+                    partition: records
+                    for partition, records in polled.items()
+                    if isinstance(self._handlers[partition.topic], Batched)
+                }
+                if batched:
+                    await self._process_batched(batched)
+                    await _commit(
+                        consumer,
+                        {
+                            partition: records[-1].offset + 1
+                            for partition, records in batched.items()
+                        },
+                    )
+                batch = {p: records for p, records in polled.items() if p not in batched}
+                if not batch:
+                    continue
                 if self._concurrency > 1:
                     done_up_to = await self._process_concurrently(batch)
                     if done_up_to:
@@ -145,20 +189,99 @@ class EventConsumer:
         return done_up_to
 
     async def _process(self, record: ConsumerRecord) -> None:
-        with structlog.contextvars.bound_contextvars(
-            topic=record.topic, partition=record.partition, offset=record.offset
-        ):
-            try:
-                event = decode(record.topic, record.value, list(record.headers))
-            except EventDecodeError as exc:
-                await self._dead_letter(record, str(exc))
-                return
+        event = await self._decode(record)
+        if event is not None:
+            await self._handle_one(record, event)
+
+    async def _decode(self, record: ConsumerRecord) -> DecodedEvent | None:
+        """The record's event; None when it cannot be decoded (then it is dead-lettered)."""
+        try:
+            return decode(record.topic, record.value, list(record.headers))
+        except EventDecodeError as exc:
             with structlog.contextvars.bound_contextvars(
-                event_id=event.event_id,
-                correlation_id=event.correlation_id,
-                tenant_id=event.payload.tenant_id,
+                topic=record.topic, partition=record.partition, offset=record.offset
             ):
-                await self._handle(record, event)
+                await self._dead_letter(record, str(exc))
+            return None
+
+    async def _handle_one(self, record: ConsumerRecord, event: DecodedEvent) -> None:
+        with structlog.contextvars.bound_contextvars(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            tenant_id=event.payload.tenant_id,
+        ):
+            await self._handle(record, event)
+
+    async def _process_batched(self, batch: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Every record of these partitions, one transaction per topic (see `Batched`)."""
+        by_topic: dict[str, list[tuple[ConsumerRecord, DecodedEvent]]] = {}
+        for partition, records in batch.items():
+            for record in records:
+                event = await self._decode(record)
+                if event is not None:
+                    by_topic.setdefault(partition.topic, []).append((record, event))
+        for topic, decoded in by_topic.items():
+            with structlog.contextvars.bound_contextvars(topic=topic, batch=len(decoded)):
+                await self._handle_batch(topic, decoded)
+
+    async def _handle_batch(
+        self, topic: str, decoded: list[tuple[ConsumerRecord, DecodedEvent]]
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                applied = await self._apply_batch(topic, [event for _, event in decoded])
+            except Exception as exc:
+                if _is_transient(exc):
+                    log.warning("consumer_transient_error", error=str(exc), attempt=attempt)
+                    await asyncio.sleep(min(2**attempt * 0.1, 5.0))
+                    continue
+                # One bad record must not hold up the others, nor be dead-lettered with them.
+                log.warning("consumer_batch_failed_one_at_a_time", error=repr(exc))
+                for record, event in decoded:
+                    await self._handle_one(record, event)
+                return
+            CONSUMED.labels(self.name, topic, "applied").inc(applied)
+            CONSUMED.labels(self.name, topic, "duplicate").inc(len(decoded) - applied)
+            return
+
+    async def _apply_batch(self, topic: str, events: Sequence[DecodedEvent]) -> int:
+        """The batch's inbox rows in one statement, the handler on the events seen for the first
+        time, one commit. Returns how many were applied."""
+        handler = self._handlers[topic]
+        assert isinstance(handler, Batched)
+        first_of_each: dict[str, DecodedEvent] = {}
+        for event in events:
+            first_of_each.setdefault(event.event_id, event)
+        unique = list(first_of_each.values())
+        async with self._unit_of_work(None) as uow:
+            inbox = uow.inbox
+            first_time = set(
+                await uow.session.scalars(
+                    text(
+                        f"INSERT INTO {inbox.fullname} (consumer, event_id, tenant_id, topic)"
+                        " SELECT :consumer, event_id, tenant_id, :topic"
+                        " FROM unnest(CAST(:event_ids AS text[]), CAST(:tenant_ids AS text[]))"
+                        " AS batch(event_id, tenant_id)"
+                        " ON CONFLICT DO NOTHING RETURNING event_id"
+                    ),
+                    {
+                        "consumer": self.name,
+                        "topic": topic,
+                        "event_ids": [event.event_id for event in unique],
+                        "tenant_ids": [event.payload.tenant_id for event in unique],
+                    },
+                )
+            )
+            fresh = [event for event in unique if event.event_id in first_time]
+            if fresh:
+                await handler.handle(fresh, uow)
+            await uow.commit()
+            return len(fresh)
 
     async def _handle(self, record: ConsumerRecord, event: DecodedEvent) -> None:
         attempt = 0
@@ -197,7 +320,11 @@ class EventConsumer:
             )
             if first_time is None:
                 return "duplicate"
-            await self._handlers[topic](event, uow)
+            handler = self._handlers[topic]
+            if isinstance(handler, Batched):
+                await handler.handle([event], uow)
+            else:
+                await handler(event, uow)
             await uow.commit()
             return "applied"
 

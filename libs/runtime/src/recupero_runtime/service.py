@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.base import RequestResponseEndpoint
 
 from recupero_events import Topic, dead_letter_topic
-from recupero_runtime.consumer import EventConsumer, Handler
+from recupero_runtime.consumer import Batched, EventConsumer, Handler
 from recupero_runtime.db import Repo, ServiceSchema, UnitOfWork, create_engine, upgrade_schema
 from recupero_runtime.kafka import Publisher, ensure_topics, kafka_reachable
 from recupero_runtime.logging import configure_logging
@@ -53,7 +53,7 @@ class Service(Generic[Repo]):
         # aiokafka clients need the running loop, so they are made in start(), not here.
         self._publisher: Publisher | None = None
         self.relay = OutboxRelay(self.sessions, schema, settings.outbox_poll_interval_seconds)
-        self._handlers: list[Mapping[str, Handler]] = []
+        self._handlers: list[Mapping[str, Handler | Batched]] = []
         self._consumers: list[EventConsumer] = []
         self._workers: dict[str, Worker] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,8 +69,9 @@ class Service(Generic[Repo]):
             on_commit=self.relay.notify,
         )
 
-    def consume(self, handlers: Mapping[str, Handler]) -> None:
-        """Handle these topics in this service's consumer group once started."""
+    def consume(self, handlers: Mapping[str, Handler | Batched]) -> None:
+        """Handle these topics in this service's consumer group once started; a topic whose
+        handler is `Batched` gets each poll's records in one call and one transaction."""
         self._handlers.append(handlers)
 
     def add_worker(self, name: str, worker: Worker) -> None:

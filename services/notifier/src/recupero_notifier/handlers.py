@@ -1,25 +1,29 @@
 """Notifier's use cases as plain async functions over a unit of work and explicit adapters.
 
-Exactly-once-visible delivery of an action, on every channel:
+Exactly-once-visible delivery of actions, on every channel, a consumer's batch at a time (one
+action is a batch of one); each step is one statement for the whole batch:
 
-1. If the action's delivery is already `sent` or `failed`, do nothing: a redelivered or re-emitted
+1. If an action's delivery is already `sent` or `failed`, do nothing: a redelivered or re-emitted
    action never reaches the debtor twice.
 2. If an earlier attempt's outcome is unknown (`sending`: the process died or the connection broke
-   after the request left) and the provider reports by callback, wait for that callback before
-   sending again: it carries the action id and settles the delivery (reconciliation).
-3. Render and address the message first, so an unknown template or a missing address fails before
-   any attempt is recorded (the consumer retries, then dead-letters it).
-4. Record the attempt (`sending`, attempts + 1) in its OWN committed transaction before calling the
-   provider: the idempotency record exists before the provider can have seen the message.
-5. Send. The adapter retries 429/5xx with backoff and respects the provider's rate limit.
+   after the request left) and the provider reports by callback, the delivery is parked until
+   that callback had time to come: it carries the action id and settles the delivery
+   (reconciliation); only then does the retry worker send again.
+3. Render and address the messages first, so an unknown template or a missing address fails
+   before any attempt is recorded (the consumer retries that action alone, then dead-letters it).
+4. Record the attempts (`sending`, attempts + 1) in their OWN committed statement before calling
+   the provider: the idempotency record exists before the provider can have seen a message.
+5. Send, the batch's messages at once. The adapter retries 429/5xx with backoff and respects the
+   provider's rate limit.
    A permanent refusal marks the delivery `failed` and publishes `message-status-changed`
    (failed, with the reason) so the orchestrator falls back to another channel. A provider still
    unavailable after the retries, or an outcome left unknown, PARKS the delivery: the action is
    kept in its row with a `retry_at` (backoff, never before Retry-After), the Kafka message is
    done, and the retry worker (`resume_parked`) sends it again from PostgreSQL, through these
-   same steps, until the provider takes it. Nothing is dead-lettered for an outage.
-6. In the consumer's unit of work: mark `sent` and publish `message-sent` through the outbox; both
-   commit with the inbox entry of the event, or not at all.
+   same steps, until the provider takes it. Nothing is dead-lettered for an outage. Rejected
+   credentials park it too (logged), until an operator fixes the account.
+6. In the consumer's unit of work: mark the batch `sent` and publish `message-sent` through the
+   outbox; both commit with the inbox entries of the events, or not at all.
 
 Callbacks (status webhooks, inbound replies, IVR key presses) are applied once each: a replay of
 one already applied raises `CallbackReplayed` and changes nothing.
@@ -31,7 +35,7 @@ are sent after that commit.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,7 +66,7 @@ from recupero_notifier.adapters.repository import Delivery, DeliveryOutlook, Kno
 from recupero_notifier.adapters.templates import JinjaTemplates, TenantTemplates
 from recupero_notifier.domain import chatbot
 from recupero_notifier.domain.locales import tenant_keys
-from recupero_notifier.domain.messages import NoEmailAddress, NoPhoneNumber
+from recupero_notifier.domain.messages import NoEmailAddress, NoPhoneNumber, RenderedMessage
 from recupero_notifier.domain.money import format_money
 from recupero_notifier.domain.replies import (
     IVR_AGENT,
@@ -73,7 +77,6 @@ from recupero_notifier.domain.replies import (
     ivr_promise_confirmation,
 )
 from recupero_notifier.domain.retries import ParkingBackoff
-from recupero_runtime.consumer import RetryLater
 from recupero_runtime.db import Work
 
 log = structlog.get_logger()
@@ -81,22 +84,27 @@ log = structlog.get_logger()
 # WhatsApp's customer service window: free text is allowed this long after the debtor wrote.
 SESSION_WINDOW = timedelta(hours=24)
 DETAIL_LENGTH = 200
+# Calls of a send that failed with an error the adapters do not sort (a bug, a library's
+# surprise), a moment apart, before the delivery is parked as an unknown outcome.
+UNFORESEEN_ERROR_TRIES = 3
 
 
 class Deliveries(TenantTemplates, Protocol):
     """The delivery records the handlers need (`adapters.repository.NotifierRepository`)."""
 
-    async def delivery_outlook(
-        self, action: ActionDue, template_keys: tuple[str, ...], session_address: str | None
-    ) -> DeliveryOutlook: ...
+    async def delivery_outlooks(
+        self, asked: Sequence[tuple[ActionDue, tuple[str, ...], str | None]]
+    ) -> list[DeliveryOutlook]: ...
 
-    async def record_attempt(
-        self, action: ActionDue, recipient: str, provider: str
-    ) -> int | None: ...
+    async def record_attempts(
+        self, attempts: Sequence[tuple[ActionDue, str, str]]
+    ) -> dict[UUID, int]: ...
 
     async def mark_sent(
         self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
     ) -> bool: ...
+
+    async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]: ...
 
     async def mark_not_accepted(
         self, tenant_id: str, action_id: UUID, status: str, reason: str
@@ -112,9 +120,9 @@ class Deliveries(TenantTemplates, Protocol):
 
     async def claim_callback(self, provider: str, callback_key: str) -> bool: ...
 
-    async def claim_status_callback(
-        self, provider: str, callback_key: str, action_id: UUID
-    ) -> tuple[bool, Delivery | None]: ...
+    async def claim_status_callbacks(
+        self, provider: str, callbacks: Sequence[tuple[str, UUID]]
+    ) -> list[tuple[bool, Delivery | None]]: ...
 
     async def delivery_for_callback(self, action_id: UUID) -> Delivery | None: ...
 
@@ -151,16 +159,30 @@ AttemptUnitContext = AbstractAsyncContextManager[AttemptUnit]
 AttemptUnits = Callable[[], AttemptUnitContext]
 
 
-class AwaitingProviderCallback(RetryLater):
-    """An earlier attempt may have reached the provider; its callback will settle it."""
-
-
 class CallbackReplayed(Exception):
     """This provider callback was already applied; applying it again would change nothing."""
 
 
-async def carry_out_action(
-    action: ActionDue,
+@dataclass(frozen=True, slots=True)
+class _Addressed:
+    action: ActionDue
+    adapter: ChannelAdapter
+    # None with `no_address` set: raised only once the delivery's state says it would be used.
+    recipient: str | None
+    no_address: Exception | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    action: ActionDue
+    adapter: ChannelAdapter
+    recipient: str
+    rendered: RenderedMessage
+    session_open: bool
+
+
+async def carry_out_actions(
+    actions: Sequence[ActionDue],
     uow: Work[Deliveries],
     *,
     attempts: AttemptUnits,
@@ -169,131 +191,188 @@ async def carry_out_action(
     unconfirmed_wait: timedelta,
     backoff: ParkingBackoff,
     resuming_parked: bool = False,
+    correlation_ids: Mapping[UUID, str | None] | None = None,
+    max_in_flight: int = 64,
 ) -> None:
-    """Contact the debtor as the action says, at most once as the debtor sees it.
+    """Contact each debtor as its action says, at most once as the debtor sees it.
 
     `uow` is the consumer's unit of work; `attempts` opens a separate one (`bootstrap.
-    attempt_units`: each statement commits on its own) that does not wait for the provider call.
-    `resuming_parked`: the retry worker sends a parked delivery (anyone else leaves it alone).
+    attempt_units`: each statement commits on its own) that does not wait for the provider calls.
+    `resuming_parked`: the retry worker sends parked deliveries (anyone else leaves them alone).
+    `correlation_ids`: the event each action came in, by action id, for the events published.
     """
-    adapter = channels.get(action.channel)
-    if adapter is None:
-        # A channel without configured provider credentials: recorded, not silently lost.
-        await uow.repo.record_unsupported_channel(action)
-        log.warning(
-            "channel_not_configured", action_id=str(action.action_id), channel=action.channel
-        )
+    correlation = correlation_ids or {}
+    # An action re-emitted within one batch is carried out once: its delivery row is per action.
+    distinct: dict[UUID, ActionDue] = {}
+    for action in actions:
+        distinct.setdefault(action.action_id, action)
+    addressed: list[_Addressed] = []
+    for action in distinct.values():
+        adapter = channels.get(action.channel)
+        if adapter is None:
+            # A channel without configured provider credentials: recorded, not silently lost.
+            await uow.repo.record_unsupported_channel(action)
+            log.warning(
+                "channel_not_configured", action_id=str(action.action_id), channel=action.channel
+            )
+            continue
+        try:
+            addressed.append(_Addressed(action, adapter, adapter.recipient(action), None))
+        except (NoEmailAddress, NoPhoneNumber) as missing:
+            addressed.append(_Addressed(action, adapter, None, missing))
+    if not addressed:
         return
-
-    # The address first, so the session window is read with the rest; a missing one is raised
-    # only once the delivery's state says it would be used.
-    try:
-        recipient: str | None = adapter.recipient(action)
-        no_address: Exception | None = None
-    except (NoEmailAddress, NoPhoneNumber) as missing:
-        recipient, no_address = None, missing
-    # One round trip: the delivery's state, the tenant's template, the session window.
-    outlook = await uow.repo.delivery_outlook(
-        action,
-        tenant_keys(action.contact.locale),
-        recipient if action.channel is Channel.WHATSAPP else None,
+    # One round trip: each delivery's state, the tenant's template, the session window.
+    outlooks = await uow.repo.delivery_outlooks(
+        [
+            (
+                item.action,
+                tenant_keys(item.action.contact.locale),
+                item.recipient if item.action.channel is Channel.WHATSAPP else None,
+            )
+            for item in addressed
+        ]
     )
-    state = outlook.state
-    if state is not None and state.status in ("sent", "failed"):
-        log.info("action_already_delivered", action_id=str(action.action_id), status=state.status)
-        return
-    if state is not None and state.retry_at is not None and not resuming_parked:
-        # A redelivered or re-emitted action whose delivery is parked: the worker sends it.
-        log.info("action_parked", action_id=str(action.action_id), retry_at=state.retry_at)
-        return
     now = datetime.now(UTC)
-    if (
-        state is not None
-        and state.status == "sending"
-        and adapter.confirmed_by_callback
-        and state.last_attempt_at is not None
-        and now - state.last_attempt_at < unconfirmed_wait
-    ):
-        raise AwaitingProviderCallback(
-            f"action {action.action_id}: the outcome of the attempt at "
-            f"{state.last_attempt_at.isoformat()} is unknown; waiting for the provider's callback"
+    ready: list[_Ready] = []
+    for item, outlook in zip(addressed, outlooks, strict=True):
+        action, state = item.action, outlook.state
+        if state is not None and state.status in ("sent", "failed"):
+            log.info("action_already_delivered", action_id=str(action.action_id))
+            continue
+        if state is not None and state.retry_at is not None and not resuming_parked:
+            # A redelivered or re-emitted action whose delivery is parked: the worker sends it.
+            log.info("action_parked", action_id=str(action.action_id), retry_at=state.retry_at)
+            continue
+        if (
+            state is not None
+            and state.status == "sending"
+            and item.adapter.confirmed_by_callback
+            and state.last_attempt_at is not None
+            and now - state.last_attempt_at < unconfirmed_wait
+        ):
+            unknown = OutcomeUnknown(
+                f"the outcome of the attempt at {state.last_attempt_at.isoformat()} is unknown;"
+                " waiting for the provider's callback"
+            )
+            await _park(action, 0, unknown, attempts, unconfirmed_wait, backoff)
+            continue
+        # The tenant's template for the debtor's locale, else the shipped one.
+        rendered = templates.render_found(action, outlook.template)
+        if item.no_address is not None:
+            raise item.no_address
+        assert item.recipient is not None
+        session_open = (
+            outlook.last_inbound_at is not None and outlook.last_inbound_at >= now - SESSION_WINDOW
         )
-
-    # The tenant's template for the debtor's locale, else the shipped one (`adapters.templates`).
-    rendered = templates.render_found(action, outlook.template)
-    if no_address is not None:
-        raise no_address
-    assert recipient is not None
-    session_open = (
-        outlook.last_inbound_at is not None and outlook.last_inbound_at >= now - SESSION_WINDOW
-    )
+        ready.append(_Ready(action, item.adapter, item.recipient, rendered, session_open))
+    if not ready:
+        return
 
     async with attempts() as attempt_uow:
-        attempt = await attempt_uow.repo.record_attempt(action, recipient, adapter.provider)
+        attempt_numbers = await attempt_uow.repo.record_attempts(
+            [(r.action, r.recipient, r.adapter.provider) for r in ready]
+        )
         await attempt_uow.commit()
-    if attempt is None:
-        # Another consumer (or a callback) finished it between our check and our claim.
-        log.info("action_already_delivered", action_id=str(action.action_id))
-        return
+    claimed = [r for r in ready if r.action.action_id in attempt_numbers]
+    for r in ready:
+        if r.action.action_id not in attempt_numbers:
+            # Another consumer (or a callback) finished it between our check and our claim.
+            log.info("action_already_delivered", action_id=str(r.action.action_id))
 
-    try:
-        message_id = await adapter.send(action, rendered, session_open)
-    except ProviderRefused as refused:
-        await uow.repo.mark_not_accepted(
-            action.tenant_id, action.action_id, "failed", refused.reason
-        )
-        uow.publish(
-            MessageStatusChanged(
-                tenant_id=action.tenant_id,
-                debtor_id=action.debtor_id,
-                action_id=action.action_id,
-                channel=action.channel,
-                status=MessageStatus.FAILED,
-                occurred_at=datetime.now(UTC),
-                detail=refused.reason[:DETAIL_LENGTH],
-            )
-        )
-        log.warning("message_refused", action_id=str(action.action_id), reason=refused.reason)
-        return
-    except (ProviderUnavailable, OutcomeUnknown) as unavailable:
-        # Parked, not retried here: the partition moves on, and the row survives a restart.
-        await _park(action, attempt, unavailable, attempts, unconfirmed_wait, backoff)
-        return
-    except NotAccepted as not_accepted:
-        if resuming_parked:
-            # Rejected credentials: no Kafka message to dead-letter, so the delivery stays
-            # parked (and logged) until an operator fixes the account.
-            await _park(action, attempt, not_accepted, attempts, unconfirmed_wait, backoff)
-            return
-        async with attempts() as attempt_uow:
-            await attempt_uow.repo.mark_not_accepted(
-                action.tenant_id, action.action_id, "retrying", str(not_accepted)
-            )
-            await attempt_uow.commit()
-        raise
+    in_flight = asyncio.Semaphore(max_in_flight)
 
-    sent_at = datetime.now(UTC)
-    log.info(
-        "message_sent",
-        action_id=str(action.action_id),
-        channel=action.channel,
-        provider=adapter.provider,
-        message_id=message_id,
-        attempt=attempt,
+    async def send(r: _Ready) -> str | Exception:
+        async with in_flight:
+            tries = 1
+            while True:
+                try:
+                    return await r.adapter.send(r.action, r.rendered, r.session_open)
+                except (NotAccepted, OutcomeUnknown) as ended:
+                    return ended
+                except Exception as unexpected:
+                    if tries >= UNFORESEEN_ERROR_TRIES:
+                        # Not lost with the batch's other results: parked as an unknown outcome.
+                        log.exception("send_failed", action_id=str(r.action.action_id))
+                        return OutcomeUnknown(f"{type(unexpected).__name__}: {unexpected}")
+                    log.warning("send_failed_trying_again", error=repr(unexpected), tries=tries)
+                await asyncio.sleep(0.1 * tries)
+                tries += 1
+                # As the consumer's retry would: the new attempt is counted before the call.
+                async with attempts() as attempt_uow:
+                    again = await attempt_uow.repo.record_attempts(
+                        [(r.action, r.recipient, r.adapter.provider)]
+                    )
+                    await attempt_uow.commit()
+                if r.action.action_id not in again:
+                    return OutcomeUnknown("settled meanwhile by its callback")
+                attempt_numbers[r.action.action_id] = again[r.action.action_id]
+
+    outcomes = await asyncio.gather(*(send(r) for r in claimed))
+    sent: dict[UUID, tuple[_Ready, str, datetime]] = {}
+    for r, outcome in zip(claimed, outcomes, strict=True):
+        action = r.action
+        if isinstance(outcome, str):
+            sent[action.action_id] = (r, outcome, datetime.now(UTC))
+        elif isinstance(outcome, ProviderRefused):
+            await uow.repo.mark_not_accepted(
+                action.tenant_id, action.action_id, "failed", outcome.reason
+            )
+            uow.publish(
+                MessageStatusChanged(
+                    tenant_id=action.tenant_id,
+                    debtor_id=action.debtor_id,
+                    action_id=action.action_id,
+                    channel=action.channel,
+                    status=MessageStatus.FAILED,
+                    occurred_at=datetime.now(UTC),
+                    detail=outcome.reason[:DETAIL_LENGTH],
+                ),
+                correlation.get(action.action_id),
+            )
+            log.warning("message_refused", action_id=str(action.action_id), reason=outcome.reason)
+        else:
+            # Parked, not retried here: the partition moves on, and the row survives a restart.
+            await _park(
+                action,
+                attempt_numbers[action.action_id],
+                outcome,
+                attempts,
+                unconfirmed_wait,
+                backoff,
+            )
+    if not sent:
+        return
+    marked = await uow.repo.mark_all_sent(
+        [
+            (r.action.tenant_id, action_id, message_id, sent_at)
+            for action_id, (r, message_id, sent_at) in sent.items()
+        ]
     )
-    if await uow.repo.mark_sent(action.tenant_id, action.action_id, message_id, sent_at):
-        uow.publish(
-            MessageSent(
-                tenant_id=action.tenant_id,
-                debtor_id=action.debtor_id,
-                action_id=action.action_id,
-                channel=action.channel,
-                provider=adapter.provider,
-                provider_message_id=message_id,
-                template=action.template,
-                sent_at=sent_at,
-            )
+    for action_id, (r, message_id, sent_at) in sent.items():
+        action = r.action
+        log.info(
+            "message_sent",
+            action_id=str(action_id),
+            channel=action.channel,
+            provider=r.adapter.provider,
+            message_id=message_id,
+            attempt=attempt_numbers[action_id],
         )
+        if action_id in marked:
+            uow.publish(
+                MessageSent(
+                    tenant_id=action.tenant_id,
+                    debtor_id=action.debtor_id,
+                    action_id=action_id,
+                    channel=action.channel,
+                    provider=r.adapter.provider,
+                    provider_message_id=message_id,
+                    template=action.template,
+                    sent_at=sent_at,
+                ),
+                correlation.get(action_id),
+            )
 
 
 async def _park(
@@ -329,19 +408,26 @@ async def _park(
 
 @dataclass(frozen=True)
 class ActionDelivery:
-    """`carry_out_action` with what the service wired: for the consumer and the retry worker."""
+    """`carry_out_actions` with what the service wired: for the consumer and the retry worker."""
 
     attempts: AttemptUnits
     channels: Mapping[Channel, ChannelAdapter]
     templates: JinjaTemplates
     unconfirmed_wait: timedelta
     backoff: ParkingBackoff
+    # Provider calls of one batch in flight at once (each also waits for its rate limit).
+    max_in_flight: int = 64
 
-    async def carry_out(
-        self, action: ActionDue, uow: Work[Deliveries], *, resuming_parked: bool = False
+    async def carry_out_batch(
+        self,
+        actions: Sequence[ActionDue],
+        uow: Work[Deliveries],
+        correlation_ids: Mapping[UUID, str | None] | None = None,
+        *,
+        resuming_parked: bool = False,
     ) -> None:
-        await carry_out_action(
-            action,
+        await carry_out_actions(
+            actions,
             uow,
             attempts=self.attempts,
             channels=self.channels,
@@ -349,10 +435,12 @@ class ActionDelivery:
             unconfirmed_wait=self.unconfirmed_wait,
             backoff=self.backoff,
             resuming_parked=resuming_parked,
+            correlation_ids=correlation_ids,
+            max_in_flight=self.max_in_flight,
         )
 
     async def resume_parked(self, action: ActionDue, uow: Work[Deliveries]) -> None:
-        await self.carry_out(action, uow, resuming_parked=True)
+        await self.carry_out_batch([action], uow, resuming_parked=True)
 
 
 async def resume_parked(
@@ -405,21 +493,47 @@ async def apply_status_report(
     uow: Work[Deliveries],
     tenant_served: Callable[[str], bool] = any_tenant,
 ) -> None:
-    """`tenant_served`: whose messages the reporting account may speak about; a status about
-    another tenant's message (signed with one tenant's secret) changes nothing."""
-    claimed, delivery = await uow.repo.claim_status_callback(
-        report.provider, report.callback_key, report.action_id
-    )
-    if not claimed:
+    """`apply_status_reports` for one; its replay raises `CallbackReplayed`."""
+    if not await apply_status_reports([report], uow, tenant_served):
         raise CallbackReplayed(f"{report.provider} callback {report.callback_key}")
-    if (
-        delivery is None
-        or not tenant_served(delivery.tenant_id)
-        or delivery.provider != report.provider
-        or delivery.message_id not in (None, report.message_id)
-    ):
-        log.warning("status_for_unknown_message", message_id=report.message_id)
-        return
+
+
+async def apply_status_reports(
+    reports: Sequence[StatusReport],
+    uow: Work[Deliveries],
+    tenant_served: Callable[[str], bool] = any_tenant,
+) -> int:
+    """One notification's reports of one provider, claimed and looked up in one statement;
+    returns how many were new (a replayed one changes nothing). `tenant_served`: whose messages
+    the reporting account may speak about; a status about another tenant's message (signed
+    with one tenant's secret) changes nothing."""
+    distinct = list({report.callback_key: report for report in reports}.values())
+    if not distinct:
+        return 0
+    claims = await uow.repo.claim_status_callbacks(
+        distinct[0].provider, [(report.callback_key, report.action_id) for report in distinct]
+    )
+    applied = 0
+    # Deliveries settled in action id order, as a batch's locks them (one message's statuses
+    # keep their order): no deadlock between a webhook and a batch.
+    claimed_reports = sorted(zip(distinct, claims, strict=True), key=lambda pair: pair[0].action_id)
+    for report, (claimed, delivery) in claimed_reports:
+        if not claimed:
+            continue
+        applied += 1
+        if (
+            delivery is None
+            or not tenant_served(delivery.tenant_id)
+            or delivery.provider != report.provider
+            or delivery.message_id not in (None, report.message_id)
+        ):
+            log.warning("status_for_unknown_message", message_id=report.message_id)
+            continue
+        await _apply_status(report, delivery, uow)
+    return applied
+
+
+async def _apply_status(report: StatusReport, delivery: Delivery, uow: Work[Deliveries]) -> None:
     channel = Channel(delivery.channel)
     if delivery.status in ("sending", "retrying") and await uow.repo.mark_sent(
         delivery.tenant_id, delivery.action_id, report.message_id, report.occurred_at

@@ -6,7 +6,9 @@ API (as Meta documents it):
              "messages": [{"id": "wamid...", "message_status": "accepted"}]}
         errors {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}
 Webhooks to `webhook_url`, JSON signed `X-Hub-Signature-256: sha256=<HMAC-SHA256(app secret, body)>`:
-status changes (`sent`, `delivered`, `read`, `failed` with `errors`) and inbound messages.
+status changes (`sent`, `delivered`, `read`, `failed` with `errors`) and inbound messages. As Meta
+does, the statuses of a number that are ready within a short window (`status_window_seconds`)
+leave together, in one notification's `entry[].changes[].value.statuses[]`.
 A session text sent more than 24 hours after the user last wrote fails with 131047, as on WhatsApp.
 One peer may serve several business numbers (`add_number`: tenants' own accounts), each with its
 own token and app secret; its webhooks name the number and are signed with that secret.
@@ -43,6 +45,10 @@ from recupero_devstack.providers._peer import Outage, ProviderPeer, Record, tena
 __all__ = ["ERRORS", "WhatsAppCloudPeer", "add_arguments", "main", "serve", "signature"]
 
 SESSION_WINDOW_SECONDS = 24 * 3600
+# Statuses of one business number ready within this window share one notification, at most
+# this many (Meta batches status updates the same way under load).
+STATUS_WINDOW_SECONDS = 0.02
+MAX_STATUSES_PER_NOTIFICATION = 100
 
 # code -> (title, details) of the errors this peer reports, as WhatsApp words them.
 ERRORS: dict[int, tuple[str, str]] = {
@@ -117,8 +123,12 @@ class WhatsAppCloudPeer(ProviderPeer):
         webhook_url: str | None = None,
         auto_status: bool = True,
         display_phone_number: str = "15550001234",
+        status_window_seconds: float = STATUS_WINDOW_SECONDS,
     ) -> None:
         super().__init__(port)
+        self.status_window_seconds = status_window_seconds
+        # Business number -> status entries waiting for their notification.
+        self._ready_statuses: dict[str, list[dict[str, Any]]] = {}
         self.access_token = access_token
         self.app_secret = app_secret
         self.phone_number_id = phone_number_id
@@ -262,19 +272,35 @@ class WhatsAppCloudPeer(ProviderPeer):
         )
         return response.status_code == 200 and response.text == challenge
 
-    async def _after_accept(self, message: Record) -> None:
+    def _after_accept(self, message: Record) -> None:
         number = message["phone_number_id"]
         last_inbound = self._last_inbound.get((number, message["wa_id"]), 0)
         window_closed = (
             message["type"] == "text" and time.time() - last_inbound > SESSION_WINDOW_SECONDS
         )
         if window_closed:
-            await self._send_webhook(
-                self.status_value(message, "failed", 131047), "status:failed", number
-            )
+            self._status_ready(number, self.status_value(message, "failed", 131047))
             return
         for status in ("sent", "delivered"):
-            await self._send_webhook(self.status_value(message, status), f"status:{status}", number)
+            self._status_ready(number, self.status_value(message, status))
+
+    def _status_ready(self, number: str, value: dict[str, Any]) -> None:
+        """Queue a status for the number's next notification: it leaves when the window that
+        its number's first waiting status opened closes, or when the notification is full."""
+        waiting = self._ready_statuses.setdefault(number, [])
+        waiting.extend(value["statuses"])
+        if len(waiting) >= MAX_STATUSES_PER_NOTIFICATION:
+            self._statuses_due(number)
+        elif len(waiting) == len(value["statuses"]):
+            assert self._loop is not None
+            self._loop.call_later(self.status_window_seconds, self._statuses_due, number)
+
+    def _statuses_due(self, number: str) -> None:
+        statuses = self._ready_statuses.pop(number, [])
+        for start in range(0, len(statuses), MAX_STATUSES_PER_NOTIFICATION):
+            batch = statuses[start : start + MAX_STATUSES_PER_NOTIFICATION]
+            kind = f"status:{batch[0]['status']}" if len(batch) == 1 else "statuses"
+            self._in_background(self._send_webhook({"statuses": batch}, kind, number))
 
     # --- the Graph API --------------------------------------------------------------------------
 
@@ -325,7 +351,8 @@ class WhatsAppCloudPeer(ProviderPeer):
         }
         self._keep(message)
         if self.auto_status:
-            self._in_background(self._after_accept(message))
+            # After the API's answer: the window's timer fires on a later turn of the loop.
+            self._after_accept(message)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",

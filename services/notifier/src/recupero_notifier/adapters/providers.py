@@ -39,8 +39,8 @@ class ProviderRefused(NotAccepted):
 
 
 class ProviderCredentialsRejected(NotAccepted):
-    """401/403: a configuration error, not the message's fault. Dead-lettered after the
-    consumer's attempts, so an operator can fix the credentials and replay it."""
+    """401/403: a configuration error, not the message's fault. The delivery is parked (and
+    logged) and sent again with backoff, so it leaves once an operator fixes the credentials."""
 
 
 class ProviderUnavailable(NotAccepted, RetryLater):

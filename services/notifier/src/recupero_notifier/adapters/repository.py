@@ -8,6 +8,7 @@ SQLAlchemy Core statements per call (coercions, cache keys, result rows) cost ~1
 notifier's CPU; asyncpg prepares each text once per connection.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -95,52 +96,75 @@ def _delivery(row: Any) -> Delivery:
 
 _DELIVERIES = deliveries.fullname
 
-# $1 tenant, $2 action id, $3 channel and $4 address of the session window (NULL: not asked),
-# $5 template name, $6 the tenant's template keys in order of preference (locale, language).
-_OUTLOOK = f"""
+# One row per action of a batch, in the batch's order: $1 tenants, $2 action ids, $3 channels and
+# $4 addresses of the session window (NULL: not asked), $5 template names, $6 the tenant's template
+# keys in order of preference (locale, language), comma-separated.
+_OUTLOOKS = f"""
 SELECT d.status, d.last_attempt_at, d.retry_at,
        (SELECT last_inbound_at FROM {inbound_contacts.fullname}
-         WHERE channel = $3 AND address = $4) AS last_inbound_at,
+         WHERE channel = a.channel AND address = a.address) AS last_inbound_at,
        t.locale, t.version, t.parts
-  FROM (SELECT 1) AS one
-  LEFT JOIN {_DELIVERIES} AS d ON d.tenant_id = $1 AND d.action_id = $2
+  FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+       WITH ORDINALITY AS a(tenant_id, action_id, channel, address, template, keys, position)
+  LEFT JOIN {_DELIVERIES} AS d ON d.tenant_id = a.tenant_id AND d.action_id = a.action_id
   LEFT JOIN LATERAL (
         SELECT locale, version, parts FROM {template_versions.fullname}
-         WHERE tenant_id = $1 AND name = $5 AND locale = ANY($6::text[])
-         ORDER BY array_position($6::text[], locale), version DESC
+         WHERE tenant_id = a.tenant_id AND name = a.template
+           AND locale = ANY(string_to_array(a.keys, ','))
+         ORDER BY array_position(string_to_array(a.keys, ','), locale), version DESC
          LIMIT 1) AS t ON true
+ ORDER BY a.position
 """
 
-_RECORD_ATTEMPT = f"""
+# The batch's attempts, one row per action (distinct action ids): $1 action ids, $2 tenants,
+# $3 debtors, $4 channels, $5 templates, $6 providers, $7 recipients.
+_RECORD_ATTEMPTS = f"""
 INSERT INTO {_DELIVERIES} AS d
        (action_id, tenant_id, debtor_id, channel, template, status, provider, recipient,
         attempts, first_attempt_at, last_attempt_at)
-VALUES ($1, $2, $3, $4, $5, 'sending', $6, $7, 1, now(), now())
+SELECT a.action_id, a.tenant_id, a.debtor_id, a.channel, a.template, 'sending', a.provider,
+       a.recipient, 1, now(), now()
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+       AS a(action_id, tenant_id, debtor_id, channel, template, provider, recipient)
 ON CONFLICT (action_id) DO UPDATE
    SET status = 'sending', provider = excluded.provider, recipient = excluded.recipient,
        attempts = d.attempts + 1, first_attempt_at = coalesce(d.first_attempt_at, now()),
        last_attempt_at = now()
  WHERE d.status NOT IN ('sent', 'failed') AND d.tenant_id = excluded.tenant_id
-RETURNING d.attempts
+RETURNING d.action_id, d.attempts
 """
 
+# $1 tenants, $2 action ids, $3 provider message ids, $4 when each was sent. The rows are locked
+# in action id order first, the order status webhooks settle theirs in: a batch and a webhook
+# waiting on each other's rows in opposite orders deadlocked (one of them was aborted).
 _MARK_SENT = f"""
-UPDATE {_DELIVERIES}
-   SET status = 'sent', message_id = $3, sent_at = $4, failure = NULL, parked_action = NULL,
-       retry_at = NULL
- WHERE tenant_id = $1 AND action_id = $2 AND status <> 'sent'
-RETURNING action_id
+WITH s AS (
+  SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
+         AS s(tenant_id, action_id, message_id, sent_at)),
+locked AS (
+  SELECT d.action_id FROM {_DELIVERIES} AS d JOIN s USING (tenant_id, action_id)
+   WHERE d.status <> 'sent' ORDER BY d.action_id FOR UPDATE OF d)
+UPDATE {_DELIVERIES} AS d
+   SET status = 'sent', message_id = s.message_id, sent_at = s.sent_at, failure = NULL,
+       parked_action = NULL, retry_at = NULL
+  FROM s
+ WHERE d.action_id IN (SELECT action_id FROM locked)
+   AND d.tenant_id = s.tenant_id AND d.action_id = s.action_id AND d.status <> 'sent'
+RETURNING d.action_id
 """
 
-# $1 provider, $2 callback key, $3 action id: claimed (false for a replay) and the delivery.
-_CLAIM_STATUS_CALLBACK = f"""
+# $1 provider, $2 callback keys, $3 their action ids (a notification's statuses, in order): each
+# claimed (false for a replay) and its delivery.
+_CLAIM_STATUS_CALLBACKS = f"""
 WITH claimed AS (
-  INSERT INTO {received_callbacks.fullname} (provider, callback_key) VALUES ($1, $2)
-  ON CONFLICT DO NOTHING RETURNING 1)
-SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
+  INSERT INTO {received_callbacks.fullname} (provider, callback_key)
+  SELECT $1, key FROM unnest($2::text[]) AS key
+  ON CONFLICT DO NOTHING RETURNING callback_key)
+SELECT c.key IN (SELECT callback_key FROM claimed) AS claimed,
        {", ".join(f"d.{column.name}" for column in _DELIVERY_COLUMNS)}
-  FROM (SELECT 1) AS one
-  LEFT JOIN {_DELIVERIES} AS d ON d.action_id = $3
+  FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS c(key, action_id, position)
+  LEFT JOIN {_DELIVERIES} AS d ON d.action_id = c.action_id
+ ORDER BY c.position
 """
 
 
@@ -150,63 +174,78 @@ class NotifierRepository(TemplateQueries, LetterQueries):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def delivery_outlook(
-        self,
-        action: ActionDue,
-        template_keys: tuple[str, ...],
-        session_address: str | None,
-    ) -> DeliveryOutlook:
-        """The action's delivery state, the tenant's template for it (the first of
-        `template_keys` the tenant has, its highest version) and, when `session_address` is
-        given, when that address last wrote to us on the action's channel."""
+    async def delivery_outlooks(
+        self, asked: Sequence[tuple[ActionDue, tuple[str, ...], str | None]]
+    ) -> list[DeliveryOutlook]:
+        """For each (action, template keys, session address), in order and in one round trip:
+        the action's delivery state, the tenant's template for it (the first of the keys the
+        tenant has, its highest version) and, when the address is given, when it last wrote to
+        us on the action's channel."""
         raw = await asyncpg_connection(self.session)
-        row = await raw.fetchrow(
-            _OUTLOOK,
-            action.tenant_id,
-            action.action_id,
-            None if session_address is None else action.channel.value,
-            session_address,
-            action.template,
-            list(template_keys),
+        rows = await raw.fetch(
+            _OUTLOOKS,
+            [action.tenant_id for action, _, _ in asked],
+            [action.action_id for action, _, _ in asked],
+            [None if address is None else action.channel.value for action, _, address in asked],
+            [address for _, _, address in asked],
+            [action.template for action, _, _ in asked],
+            [",".join(keys) for _, keys, _ in asked],
         )
-        state = (
-            None
-            if row["status"] is None
-            else DeliveryState(row["status"], row["last_attempt_at"], row["retry_at"])
-        )
-        template = (
-            None
-            if row["locale"] is None
-            else TemplateSource(action.template, row["locale"], row["parts"], row["version"])
-        )
-        return DeliveryOutlook(state, template, row["last_inbound_at"])
+        return [
+            DeliveryOutlook(
+                None
+                if row["status"] is None
+                else DeliveryState(row["status"], row["last_attempt_at"], row["retry_at"]),
+                None
+                if row["locale"] is None
+                else TemplateSource(action.template, row["locale"], row["parts"], row["version"]),
+                row["last_inbound_at"],
+            )
+            for (action, _, _), row in zip(asked, rows, strict=True)
+        ]
 
-    async def record_attempt(self, action: ActionDue, recipient: str, provider: str) -> int | None:
-        """Mark the action `sending` and count the attempt; returns the attempt number.
+    async def record_attempts(
+        self, attempts: Sequence[tuple[ActionDue, str, str]]
+    ) -> dict[UUID, int]:
+        """Mark each (action, recipient, provider) `sending` and count the attempt, in one
+        statement; returns the attempt number by action id (distinct ids only).
 
-        None when the action is already `sent` or `failed` (or its id belongs to another
-        tenant): the caller must not contact the debtor.
+        An action missing from the result is already `sent` or `failed` (or its id belongs to
+        another tenant): the caller must not contact the debtor.
         """
         raw = await asyncpg_connection(self.session)
-        attempt: int | None = await raw.fetchval(
-            _RECORD_ATTEMPT,
-            action.action_id,
-            action.tenant_id,
-            action.debtor_id,
-            action.channel.value,
-            action.template,
-            provider,
-            recipient,
+        # In action id order, as every statement that locks several deliveries.
+        attempts = sorted(attempts, key=lambda attempt: attempt[0].action_id)
+        rows = await raw.fetch(
+            _RECORD_ATTEMPTS,
+            [action.action_id for action, _, _ in attempts],
+            [action.tenant_id for action, _, _ in attempts],
+            [action.debtor_id for action, _, _ in attempts],
+            [action.channel.value for action, _, _ in attempts],
+            [action.template for action, _, _ in attempts],
+            [provider for _, _, provider in attempts],
+            [recipient for _, recipient, _ in attempts],
         )
-        return attempt
+        return {row["action_id"]: row["attempts"] for row in rows}
 
     async def mark_sent(
         self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
     ) -> bool:
         """False when the delivery was already `sent` (its status callback came first)."""
+        return action_id in await self.mark_all_sent([(tenant_id, action_id, message_id, sent_at)])
+
+    async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]:
+        """(tenant, action id, provider message id, sent at) each, in one statement; returns the
+        action ids marked now (not those already `sent`)."""
         raw = await asyncpg_connection(self.session)
-        updated = await raw.fetchval(_MARK_SENT, tenant_id, action_id, message_id, sent_at)
-        return updated is not None
+        rows = await raw.fetch(
+            _MARK_SENT,
+            [tenant_id for tenant_id, _, _, _ in sent],
+            [action_id for _, action_id, _, _ in sent],
+            [message_id for _, _, message_id, _ in sent],
+            [sent_at for _, _, _, sent_at in sent],
+        )
+        return {row["action_id"] for row in rows}
 
     async def mark_not_accepted(
         self, tenant_id: str, action_id: UUID, status: str, reason: str
@@ -287,18 +326,27 @@ class NotifierRepository(TemplateQueries, LetterQueries):
         )
         return claimed is not None
 
-    async def claim_status_callback(
-        self, provider: str, callback_key: str, action_id: UUID
-    ) -> tuple[bool, Delivery | None]:
-        """`claim_callback` and `delivery_for_callback` in one round trip."""
+    async def claim_status_callbacks(
+        self, provider: str, callbacks: Sequence[tuple[str, UUID]]
+    ) -> list[tuple[bool, Delivery | None]]:
+        """`claim_callback` and `delivery_for_callback` for each (callback key, action id) of
+        a notification, in order and in one round trip (distinct keys)."""
         raw = await asyncpg_connection(self.session)
-        row = await raw.fetchrow(_CLAIM_STATUS_CALLBACK, provider, callback_key, action_id)
-        delivery = (
-            None
-            if row["action_id"] is None
-            else Delivery(**{column.name: row[column.name] for column in _DELIVERY_COLUMNS})
+        rows = await raw.fetch(
+            _CLAIM_STATUS_CALLBACKS,
+            provider,
+            [key for key, _ in callbacks],
+            [action_id for _, action_id in callbacks],
         )
-        return bool(row["claimed"]), delivery
+        return [
+            (
+                bool(row["claimed"]),
+                None
+                if row["action_id"] is None
+                else Delivery(**{column.name: row[column.name] for column in _DELIVERY_COLUMNS}),
+            )
+            for row in rows
+        ]
 
     async def delivery_for_callback(self, action_id: UUID) -> Delivery | None:
         row = (

@@ -1,21 +1,33 @@
 """Kafka entrypoint: the runtime's consumer decodes and deduplicates; this only translates the
 decoded event into the handler's call."""
 
+from collections.abc import Sequence
+
 from recupero_events import ActionDue, DebtImported, DecodedEvent, PaymentReceived
 from recupero_notifier import handlers
 from recupero_notifier.adapters.repository import NotifierRepository
-from recupero_runtime.consumer import Handler
+from recupero_runtime.consumer import Batched
 from recupero_runtime.db import UnitOfWork
 
 
-def action_due_handler(delivery: handlers.ActionDelivery) -> Handler:
-    async def on_action_due(event: DecodedEvent, uow: UnitOfWork[NotifierRepository]) -> None:
-        action = event.payload
-        if not isinstance(action, ActionDue):
-            raise TypeError(f"expected ActionDue, got {type(action).__name__}")
-        await delivery.carry_out(action, uow)
+def action_due_handler(delivery: handlers.ActionDelivery) -> Batched:
+    """A poll's due actions at once: one claim of their attempts, concurrent sends, one
+    transaction for their results and events (`handlers.carry_out_actions`)."""
 
-    return on_action_due
+    async def on_actions_due(
+        events: Sequence[DecodedEvent], uow: UnitOfWork[NotifierRepository]
+    ) -> None:
+        actions: list[ActionDue] = []
+        correlation_ids = {}
+        for event in events:
+            action = event.payload
+            if not isinstance(action, ActionDue):
+                raise TypeError(f"expected ActionDue, got {type(action).__name__}")
+            actions.append(action)
+            correlation_ids[action.action_id] = event.correlation_id
+        await delivery.carry_out_batch(actions, uow, correlation_ids)
+
+    return Batched(on_actions_due)
 
 
 async def on_debt_imported(event: DecodedEvent, uow: UnitOfWork[NotifierRepository]) -> None:

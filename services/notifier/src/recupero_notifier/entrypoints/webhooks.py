@@ -83,7 +83,8 @@ class WebhookSecrets:
 
     public_url: str
     max_age: timedelta
-    whatsapp_verify_token: str | None
+    # Meta's subscription handshake: the verify token of any configured app (default or tenant).
+    whatsapp_verify_tokens: tuple[str, ...]
     # By phone number id (each notification's `metadata.phone_number_id`).
     whatsapp: Mapping[str, SigningAccount]
     # By Account SID (each callback's `AccountSid`).
@@ -195,12 +196,16 @@ def webhook_router(
         verify_token: str = Query(alias="hub.verify_token"),
         challenge: str = Query(alias="hub.challenge"),
     ) -> str:
-        """Meta's subscription handshake: echo the challenge for our verify token."""
-        if secrets.whatsapp_verify_token is None:
+        """Meta's subscription handshake, made per app: echo the challenge for the verify token
+        of any configured WhatsApp account (the default's or a tenant's)."""
+        if not secrets.whatsapp_verify_tokens:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "WhatsApp is not configured")
-        if mode != "subscribe" or not hmac.compare_digest(
-            verify_token, secrets.whatsapp_verify_token
-        ):
+        given = verify_token.encode()
+        # Every token is compared, in constant time, so the answer's timing tells nothing.
+        matches = [
+            hmac.compare_digest(given, token.encode()) for token in secrets.whatsapp_verify_tokens
+        ]
+        if mode != "subscribe" or not any(matches):
             raise _refused(status.HTTP_403_FORBIDDEN, "verify token does not match")
         return challenge
 
@@ -238,31 +243,34 @@ def webhook_router(
                 raise _refused(
                     status.HTTP_400_BAD_REQUEST, f"stale notification: timestamp {at.isoformat()}"
                 )
-        applied = replayed = 0
         answers: list[handlers.OutgoingText] = []
         async with units(request.state.correlation_id) as uow:
+            # The notification's statuses in one statement (Meta sends many in one under load).
+            reports = [
+                report
+                for kind, item, at in stamped
+                if kind == "status" and (report := _whatsapp_status(item, at)) is not None
+            ]
+            applied = await handlers.apply_status_reports(reports, uow, account.scope.serves)
+            replayed = len({report.callback_key for report in reports}) - applied
             for kind, item, at in stamped:
+                if kind == "status":
+                    continue
+                reply = handlers.InboundReply(
+                    provider=whatsapp.PROVIDER,
+                    channel=Channel.WHATSAPP,
+                    address="+" + str(item["from"]).removeprefix("+"),
+                    text=_whatsapp_text(item),
+                    received_at=at,
+                    callback_key=f"{item['id']}:inbound",
+                )
                 try:
-                    if kind == "status":
-                        report = _whatsapp_status(item, at)
-                        if report is None:
-                            continue
-                        await handlers.apply_status_report(report, uow, account.scope.serves)
-                    else:
-                        reply = handlers.InboundReply(
-                            provider=whatsapp.PROVIDER,
-                            channel=Channel.WHATSAPP,
-                            address="+" + str(item["from"]).removeprefix("+"),
-                            text=_whatsapp_text(item),
-                            received_at=at,
-                            callback_key=f"{item['id']}:inbound",
-                        )
-                        answers += await handlers.apply_inbound_reply(
-                            reply,
-                            uow,
-                            None if chatbot is None else chatbot.policy,
-                            account.scope.serves,
-                        )
+                    answers += await handlers.apply_inbound_reply(
+                        reply,
+                        uow,
+                        None if chatbot is None else chatbot.policy,
+                        account.scope.serves,
+                    )
                     applied += 1
                 except handlers.CallbackReplayed:
                     replayed += 1
