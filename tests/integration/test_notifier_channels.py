@@ -248,6 +248,41 @@ async def test_every_channel_reaches_its_provider_and_statuses_come_back(
         assert sum(isinstance(p, MessageSent) for p in events.of(action.action_id)) == 1
 
 
+async def test_an_argentine_debtor_hears_the_call_and_its_answer_with_vos(
+    settings: NotifierSettings,
+    twilio: TwilioPeer,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    mexican = action_due(f"C-{uuid4().hex[:8]}", Channel.IVR, new_phone())
+    by_call = mexican.model_copy(
+        update={
+            "contact": mexican.contact.model_copy(
+                update={
+                    "country": "AR",
+                    "time_zone": "America/Argentina/Buenos_Aires",
+                    "locale": "es-AR",
+                }
+            ),
+            "balance": Money(amount_minor=1_234_567, currency="ARS"),
+        }
+    )
+
+    async with serving(settings), Events(kafka_bootstrap) as events:
+        await produce(producer, by_call)
+        call = await events.wait_for(sent(by_call.action_id))
+        assert isinstance(call, MessageSent)
+        answered = await asyncio.to_thread(
+            twilio.call, lambda: twilio.press(call.provider_message_id, "2")
+        )
+        await events.wait_for(status(by_call.action_id, MessageStatus.REPLIED))
+
+    [placed] = requests_for(twilio, by_call.action_id)
+    assert "marcá 1" in placed["twiml"] and "marque" not in placed["twiml"]
+    assert answered is not None and "Un asesor se va a comunicar con vos" in answered
+    assert "usted" not in answered
+
+
 async def test_pressing_1_on_a_call_registers_a_promise_of_the_balance_once(
     settings: NotifierSettings,
     twilio: TwilioPeer,

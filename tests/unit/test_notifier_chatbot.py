@@ -203,5 +203,7 @@ def test_a_key_pressed_on_a_call_promises_the_balance_by_the_policys_last_day() 
         1_234_567, "MXN", date(2026, 9, 9)
     )
     assert promise_of_the_balance(replace(FACTS, balance_minor=0), NOW) is None
-    spoken = ivr_promise_confirmation("$12,345.67 MXN", date(2026, 9, 9))
-    assert "pagar $12,345.67 MXN a más tardar el 9 de septiembre de 2026" in spoken
+    spoken = ivr_promise_confirmation("$12,345.67 MXN", date(2026, 9, 9), "es-MX")
+    assert "su promesa de pagar $12,345.67 MXN a más tardar el 9 de septiembre de 2026" in spoken
+    spoken = ivr_promise_confirmation("$ 12.345,67", date(2026, 9, 9), "es-AR")
+    assert "tu promesa de pagar $ 12.345,67 a más tardar el 9 de septiembre de 2026" in spoken

@@ -69,12 +69,11 @@ from recupero_notifier.domain.locales import tenant_keys
 from recupero_notifier.domain.messages import NoEmailAddress, NoPhoneNumber, RenderedMessage
 from recupero_notifier.domain.money import format_money
 from recupero_notifier.domain.replies import (
-    IVR_AGENT,
-    IVR_INVALID,
     IvrChoice,
     is_opt_out,
     ivr_choice,
     ivr_promise_confirmation,
+    ivr_texts,
 )
 from recupero_notifier.domain.retries import ParkingBackoff
 from recupero_runtime.db import Work
@@ -749,8 +748,10 @@ async def apply_ivr_digits(
     uow: Work[Deliveries],
     max_promise_days: int,
     tenant_served: Callable[[str], bool] = any_tenant,
+    locale: str = "es-MX",
 ) -> str:
-    """The debtor pressed a key on a collection call; returns what the caller hears.
+    """The debtor pressed a key on a collection call; returns what the caller hears, in the
+    form of address of the call's locale.
 
     1 registers a promise to pay the balance the notifier knows (`debt-imported` less payments)
     by the latest date the tenant's promise policy allows (the bot's, `chatbot.promise_window`);
@@ -759,7 +760,7 @@ async def apply_ivr_digits(
     case to an agent."""
     if not await uow.repo.claim_callback(provider, f"{call_sid}:gather"):
         raise CallbackReplayed(f"{provider} gather {call_sid}")
-    choice = ivr_choice(digits)
+    choice, texts = ivr_choice(digits), ivr_texts(locale)
     delivery = await uow.repo.delivery_for_callback(action_id)
     if (
         delivery is None
@@ -767,7 +768,7 @@ async def apply_ivr_digits(
         or delivery.message_id not in (None, call_sid)
     ):
         log.warning("digits_for_unknown_call", call_sid=call_sid)
-        return IVR_INVALID if choice is None else IVR_AGENT
+        return texts.invalid if choice is None else texts.agent
     detail = f"ivr {digits}: {choice.value if choice else 'not an option'}"
     if choice is IvrChoice.PROMISE_TO_PAY:
         known = await uow.repo.debtor(delivery.tenant_id, delivery.debtor_id, max_promise_days)
@@ -785,7 +786,7 @@ async def apply_ivr_digits(
                 )
             )
             return ivr_promise_confirmation(
-                format_money(promise.amount_minor, promise.currency), promise.promised_on
+                format_money(promise.amount_minor, promise.currency), promise.promised_on, locale
             )
         detail += " (balance unknown: to an agent)"
     uow.publish(
@@ -799,4 +800,4 @@ async def apply_ivr_digits(
             detail=detail,
         )
     )
-    return IVR_INVALID if choice is None else IVR_AGENT
+    return texts.invalid if choice is None else texts.agent

@@ -18,7 +18,7 @@ from recupero_events import ActionDue
 from recupero_notifier.adapters.accounts import ByTenant
 from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import RenderedMessage, phone_of
-from recupero_notifier.domain.replies import ivr_call_texts
+from recupero_notifier.domain.replies import ivr_texts
 
 PROVIDER = "twilio"
 STATUS_PATH = "/webhooks/twilio/status"
@@ -61,9 +61,9 @@ def twiml(action: ActionDue, rendered: RenderedMessage, gather_url: str) -> str:
     gather = SubElement(
         response, "Gather", numDigits="1", action=gather_url, method="POST", timeout="8"
     )
-    prompt, no_answer = ivr_call_texts(action.contact.locale)
-    SubElement(gather, "Say", language=language).text = f"{rendered.voice} {prompt}"
-    SubElement(response, "Say", language=language).text = no_answer
+    texts = ivr_texts(action.contact.locale)
+    SubElement(gather, "Say", language=language).text = f"{rendered.voice} {texts.prompt}"
+    SubElement(response, "Say", language=language).text = texts.no_answer
     return tostring(response, encoding="unicode")
 
 
@@ -94,8 +94,9 @@ class TwilioAccount:
         self.limiter = limiter
         self.retry_budget = retry_budget_seconds
 
-    def callback(self, path: str, action: ActionDue) -> str:
-        return f"{self.public_url}{path}?{urlencode({'action_id': str(action.action_id)})}"
+    def callback(self, path: str, action: ActionDue, **params: str) -> str:
+        query = urlencode({"action_id": str(action.action_id), **params})
+        return f"{self.public_url}{path}?{query}"
 
     async def create(self, resource: str, form: dict[str, str]) -> str:
         async def attempt() -> str:
@@ -153,7 +154,11 @@ class TwilioVoice(_TwilioChannel):
             {
                 "To": self.recipient(action),
                 "From": account.voice_from_number,
-                "Twiml": twiml(action, rendered, account.callback(GATHER_PATH, action)),
+                "Twiml": twiml(
+                    action,
+                    rendered,
+                    account.callback(GATHER_PATH, action, locale=action.contact.locale),
+                ),
                 "StatusCallback": account.callback(STATUS_PATH, action),
                 "StatusCallbackEvent": "completed",
             },

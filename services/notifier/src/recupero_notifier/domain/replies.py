@@ -5,6 +5,7 @@ Pure: no I/O.
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
@@ -42,28 +43,43 @@ def ivr_choice(digits: str) -> IvrChoice | None:
     return IVR_MENU.get(digits.strip())
 
 
-IVR_PROMPT = "Para prometer un pago, marque 1. Para hablar con un asesor, marque 2."
-IVR_NO_ANSWER = "No recibimos su respuesta. Gracias por su atención, hasta luego."
+@dataclass(frozen=True)
+class IvrTexts:
+    """What a collection call says around the template's voice text, in one form of address."""
+
+    prompt: str
+    no_answer: str
+    agent: str
+    invalid: str
+    promise: str  # {amount} and {spoken_date}
+
+
+USTED = IvrTexts(
+    prompt="Para prometer un pago, marque 1. Para hablar con un asesor, marque 2.",
+    no_answer="No recibimos su respuesta. Gracias por su atención, hasta luego.",
+    agent="Gracias. Un asesor se comunicará con usted a la brevedad. Hasta luego.",
+    invalid="Opción no válida. Un asesor se comunicará con usted. Hasta luego.",
+    promise="Gracias. Registramos su promesa de pagar {amount} a más tardar el {spoken_date}. "
+    "Le enviaremos los datos para pagar. Hasta luego.",
+)
 # Argentines are spoken to with vos, as the es-AR templates write to them.
-IVR_PROMPT_VOS = "Para prometer un pago, marcá 1. Para hablar con un asesor, marcá 2."
-IVR_NO_ANSWER_VOS = "No recibimos tu respuesta. Gracias por tu atención, hasta luego."
-IVR_AGENT = "Gracias. Un asesor se comunicará con usted a la brevedad. Hasta luego."
-IVR_INVALID = "Opción no válida. Un asesor se comunicará con usted. Hasta luego."
+VOS = IvrTexts(
+    prompt="Para prometer un pago, marcá 1. Para hablar con un asesor, marcá 2.",
+    no_answer="No recibimos tu respuesta. Gracias por tu atención, hasta luego.",
+    agent="Gracias. Un asesor se va a comunicar con vos a la brevedad. Hasta luego.",
+    invalid="Opción no válida. Un asesor se va a comunicar con vos. Hasta luego.",
+    promise="Gracias. Registramos tu promesa de pagar {amount} a más tardar el {spoken_date}. "
+    "Te vamos a enviar los datos para pagar. Hasta luego.",
+)
 
 
-def ivr_call_texts(locale: str) -> tuple[str, str]:
-    """What a collection call says after the template's voice text: the menu, and the goodbye
-    when no key is pressed, in the form of address the debtor's locale uses."""
-    if locale == "es-AR":
-        return IVR_PROMPT_VOS, IVR_NO_ANSWER_VOS
-    return IVR_PROMPT, IVR_NO_ANSWER
+def ivr_texts(locale: str) -> IvrTexts:
+    """The call's texts in the form of address the debtor's locale uses."""
+    return VOS if locale == "es-AR" else USTED
 
 
-def ivr_promise_confirmation(amount: str, promised_on: date) -> str:
+def ivr_promise_confirmation(amount: str, promised_on: date, locale: str) -> str:
     """What the caller hears after pressing 1: the promise as registered. Read aloud,
     "15 de agosto de 2026" is clearer than "15/08/2026"."""
     spoken_date = format_date(promised_on, format="long", locale="es_MX")
-    return (
-        f"Gracias. Registramos su promesa de pagar {amount} a más tardar el {spoken_date}. "
-        "Le enviaremos los datos para pagar. Hasta luego."
-    )
+    return ivr_texts(locale).promise.format(amount=amount, spoken_date=spoken_date)

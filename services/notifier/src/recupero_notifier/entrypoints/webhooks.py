@@ -348,8 +348,9 @@ def webhook_router(
         return _twiml()
 
     @router.post("/twilio/gather")
-    async def twilio_gather(request: Request, action_id: UUID) -> Response:
-        """The key a debtor pressed on a collection call; answered with TwiML."""
+    async def twilio_gather(request: Request, action_id: UUID, locale: str = "es-MX") -> Response:
+        """The key a debtor pressed on a collection call; answered with TwiML in the locale the
+        call was placed in (its Gather URL names it)."""
         params, account = await twilio_params(request)
         async with units(request.state.correlation_id) as uow:
             try:
@@ -362,6 +363,7 @@ def webhook_router(
                     uow,
                     max_promise_days,
                     account.scope.serves,
+                    locale,
                 )
             except handlers.CallbackReplayed as exc:
                 raise _refused(status.HTTP_409_CONFLICT, f"already applied: {exc}") from exc
