@@ -5,7 +5,9 @@ import collections
 import contextlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from uuid import uuid4
 
 import asyncpg
 import structlog
@@ -16,15 +18,18 @@ from sqlalchemy import (
     Subquery,
     Table,
     Text,
+    Uuid,
     cast,
+    column,
     func,
     insert,
     literal,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recupero_events import cloudevent_headers, partition_key
+from recupero_events import EventPayload, cloudevent_headers, event_type_of, partition_key
 from recupero_runtime.db import ServiceSchema, asyncpg_connection
 from recupero_runtime.kafka import OutgoingMessage, Publisher
 
@@ -228,3 +233,41 @@ def insert_event_batches(
             func.convert_to(func.string_agg(n.line, literal("\n", Text)), literal("UTF8", Text)),
         ).group_by(n.batch),
     )
+
+
+async def insert_payload_batches(
+    session: AsyncSession, outbox: Table, events: Sequence[EventPayload], source: str
+) -> None:
+    """Events built in Python, in outbox batch rows (`insert_event_batches`), a tenant and an
+    event type at a time: the relay publishes each as its own Kafka message with its own id, key
+    and headers, as if the unit of work had published it, while PostgreSQL writes and deletes a
+    row per thousand events. Written in the caller's transaction, so they leave only if it
+    commits."""
+    groups: dict[tuple[str, type[EventPayload]], list[EventPayload]] = defaultdict(list)
+    for event in events:
+        groups[(event.tenant_id, type(event))].append(event)
+    for (tenant_id, kind), group in groups.items():
+        rows = (
+            text(
+                "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:debtor_ids AS text[]),"
+                " CAST(:payloads AS text[])) AS events(event_id, debtor_id, payload)"
+            )
+            .bindparams(
+                event_ids=[str(uuid4()) for _ in group],
+                debtor_ids=[event.debtor_id for event in group],
+                payloads=[event.model_dump_json() for event in group],
+            )
+            .columns(column("event_id", Uuid), column("debtor_id", Text), column("payload", Text))
+            .subquery("events")
+        )
+        await session.execute(
+            insert_event_batches(
+                outbox,
+                rows,
+                tenant_id=literal(tenant_id, Text),
+                topic=kind.topic.value,
+                event_type=event_type_of(kind),
+                source=literal(source, Text),
+                correlation_id=literal(None, Text),
+            )
+        )

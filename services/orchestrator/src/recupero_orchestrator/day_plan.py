@@ -200,10 +200,8 @@ def _plan_parts_in_new_loop(job: _PartsJob) -> None:
 
 
 async def _bulk_transaction(uow: UnitOfWork[OrchestratorRepository]) -> Any:
-    """The asyncpg connection of `uow`, inside its transaction, with a bulk transaction's
-    settings (no JIT). The transaction is begun through SQLAlchemy first, which sends BEGIN with
-    its own first statement: without it, each raw statement would commit alone, and a chunk's
-    locks (its range, its cases) would not outlive their statement."""
+    """The asyncpg connection of `uow`, inside its transaction (so a chunk's locks on its range
+    and its cases last until the commit), with a bulk transaction's settings (no JIT)."""
     await prepare_bulk_transaction(uow.session, work_mem="64MB")
     return await asyncpg_connection(uow.session)
 

@@ -8,14 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
-
-from sqlalchemy import Text, Uuid, column, literal, text
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from recupero_events import EventPayload, event_type_of
-from recupero_orchestrator.adapters.tables import schema
-from recupero_runtime.outbox import insert_event_batches
+from uuid import UUID
 
 Row = dict[str, Any]
 DebtorKey = tuple[str, str]
@@ -220,41 +213,3 @@ async def insert_contacts(
         *([row[n] for row in contacts] for n in range(4)),
         at,
     )
-
-
-async def insert_event_rows(
-    session: AsyncSession, events: Sequence[EventPayload], source: str
-) -> None:
-    """Events of one type in outbox batch rows (`insert_event_batches`), a tenant at a time: the
-    relay publishes each as its own Kafka message with its own id, key and headers, as if the unit
-    of work had published it, while PostgreSQL writes and deletes a row per thousand events.
-    Written in the caller's transaction, so they leave only if it commits."""
-    by_tenant: dict[str, list[EventPayload]] = defaultdict(list)
-    for event in events:
-        by_tenant[event.tenant_id].append(event)
-    for tenant_id, group in by_tenant.items():
-        kind = type(group[0])
-        rows = (
-            text(
-                "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:debtor_ids AS text[]),"
-                " CAST(:payloads AS text[])) AS events(event_id, debtor_id, payload)"
-            )
-            .bindparams(
-                event_ids=[str(uuid4()) for _ in group],
-                debtor_ids=[event.debtor_id for event in group],
-                payloads=[event.model_dump_json() for event in group],
-            )
-            .columns(column("event_id", Uuid), column("debtor_id", Text), column("payload", Text))
-            .subquery("events")
-        )
-        await session.execute(
-            insert_event_batches(
-                schema.outbox,
-                rows,
-                tenant_id=literal(tenant_id, Text),
-                topic=kind.topic.value,
-                event_type=event_type_of(kind),
-                source=literal(source, Text),
-                correlation_id=literal(None, Text),
-            )
-        )

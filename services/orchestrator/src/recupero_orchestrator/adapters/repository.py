@@ -26,12 +26,14 @@ from recupero_orchestrator.adapters.tables import (
     policy_overrides,
     promises,
     scheduled_actions,
+    schema,
     segment_variants,
     strategy_versions,
     variant_assignments,
 )
 from recupero_orchestrator.domain.strategy import PlannedStep
 from recupero_runtime.db import asyncpg_connection
+from recupero_runtime.outbox import insert_payload_batches
 
 Row = dict[str, Any]
 
@@ -585,9 +587,8 @@ class OrchestratorRepository:
         await batches.insert_contacts(await asyncpg_connection(self.session), contacts, at)
 
     async def publish_in_batches(self, events: Sequence[EventPayload], source: str) -> None:
-        """Many events of one type through the outbox, a thousand to a row (see
-        `batches.insert_event_rows`)."""
-        await batches.insert_event_rows(self.session, events, source)
+        """Many events through the outbox, a thousand to a row (`insert_payload_batches`)."""
+        await insert_payload_batches(self.session, schema.outbox, events, source)
 
     async def add_plans(
         self, schedule: list[tuple[Any, ...]], statuses: list[tuple[str, str, str, str]]
