@@ -263,19 +263,25 @@ def _single_region_plan(country_code: int) -> _NumberingPlan | None:
 
 # Country calling codes as written after the plus; phonenumbers reads the shortest that exists.
 _CALLING_CODES: dict[str, int] = {str(code): code for code in COUNTRY_CODE_TO_REGION_CODE}
-_PLANS_BY_CALLING_CODE: dict[str, _NumberingPlan | None] = {}
+# The calling code is read from the first three digits: a thousand keys at most.
+_PLANS_AFTER_PLUS: dict[str, tuple[_NumberingPlan | None, int]] = {}
 
 
 def _plan_after_plus(digits: str) -> tuple[_NumberingPlan | None, int]:
+    """The numbering plan of the calling code `digits` start with (None where that code is
+    shared or unknown), and the code's length (0 for no code)."""
+    first_digits = digits[:3]
+    found = _PLANS_AFTER_PLUS.get(first_digits)
+    if found is None:
+        found = _PLANS_AFTER_PLUS[first_digits] = _read_calling_code(first_digits)
+    return found
+
+
+def _read_calling_code(digits: str) -> tuple[_NumberingPlan | None, int]:
     for size in (1, 2, 3):
         prefix = digits[:size]
         if prefix in _CALLING_CODES:
-            try:
-                return _PLANS_BY_CALLING_CODE[prefix], size
-            except KeyError:
-                plan = _single_region_plan(_CALLING_CODES[prefix])
-                _PLANS_BY_CALLING_CODE[prefix] = plan
-                return plan, size
+            return _single_region_plan(_CALLING_CODES[prefix]), size
     return None, 0
 
 

@@ -8,11 +8,11 @@
 - money is read from text into integers, never through a float.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import NamedTuple, TypeVar
 
 from recupero_events import DocumentKind
@@ -128,6 +128,10 @@ class _Place(NamedTuple):
     exponent: int
 
 
+# A row's place, email and phone, each checked (see `RowParser._check_contact`).
+_CheckedContact = tuple[_Place | _Problem, str | _Failure | None, str | _Failure | None]
+
+
 def _store(cache: dict[str, T], key: str, value: T) -> T:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()  # cheaper than LRU bookkeeping; a debtor's rows are adjacent anyway
@@ -142,6 +146,20 @@ def format_minor(minor: int, exponent: int) -> str:
     sign = "-" if minor < 0 else ""
     digits = str(abs(minor)).rjust(exponent + 1, "0")
     return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"
+
+
+def address_json(
+    street_lines: list[str], city: str, region: str, postal_code: str, country: str
+) -> str:
+    """`json.dumps` of the `PostalAddress` fields (not ASCII-escaped; "" is null), byte for
+    byte, at a third of its cost: each debtor's address is a new one to write."""
+    quoted = encode_basestring
+    return (
+        f'{{"street_lines": [{", ".join(map(quoted, street_lines))}], "city": {quoted(city)}, '
+        f'"region": {quoted(region) if region else "null"}, '
+        f'"postal_code": {quoted(postal_code) if postal_code else "null"}, '
+        f'"country": {quoted(country)}}}'
+    )
 
 
 class RowParser:
@@ -181,6 +199,11 @@ class RowParser:
         self._scores: dict[str, str | _Failure] = {}
         self._addresses: dict[tuple[str, ...], str | _Problem] = {}
         self._minor_units = self._amounts.minor_units
+        self._contact: tuple[str, ...] = ()
+        self._contact_checked: _CheckedContact = (_Problem("country", "", EMPTY), None, None)
+        self._known_amounts: list[dict[str, int]] = [
+            {} for _ in range(max(MINOR_UNIT_EXPONENT.values()) + 1)
+        ]
 
     # --- the hot path ---------------------------------------------------------------------
 
@@ -229,9 +252,20 @@ class RowParser:
             if not document_id:
                 raise _Invalid("document_id", document_id, EMPTY)
 
-            place = self._places.get((country_text, time_zone_text, locale_text, currency_text))
-            if place is None:
-                place = self._place(country_text, time_zone_text, locale_text, currency_text)
+            # A debtor's rows repeat its contact cells and follow one another: comparing them
+            # with the last row's costs less than hashing them for the caches again.
+            contact = (
+                country_text,
+                time_zone_text,
+                locale_text,
+                currency_text,
+                email_text,
+                phone_text,
+            )
+            if contact != self._contact:
+                self._contact = contact
+                self._contact_checked = self._check_contact(*contact)
+            place, email, phone = self._contact_checked
             if isinstance(place, _Problem):
                 raise _Invalid(*place)  # a new exception each time: tracebacks must not pile up
             country, time_zone, locale, currency, exponent = place
@@ -279,17 +313,10 @@ class RowParser:
                     raise _Invalid("issued_on", issued_text, issued_on)
                 issued_on = None  # only spaces: as good as empty
 
-            email = self._emails.get(email_text) if email_text else None
-            if email is None and email_text:
-                email = self._email(email_text)
             if isinstance(email, _Failure):
                 if email:
                     raise _Invalid("email", email_text, email)
                 email = None
-
-            phone = self._phones.get((phone_text, country)) if phone_text else None
-            if phone is None and phone_text:
-                phone = self._phone(phone_text, country)
             if isinstance(phone, _Failure):
                 if phone:
                     raise _Invalid("phone", phone_text, phone)
@@ -339,6 +366,31 @@ class RowParser:
 
     # --- cache misses and the less common cases -------------------------------------------
 
+    def _check_contact(
+        self,
+        country_text: str,
+        time_zone_text: str,
+        locale_text: str,
+        currency_text: str,
+        email_text: str,
+        phone_text: str,
+    ) -> _CheckedContact:
+        """The place, email and phone of a row's contact cells, each a value, a `_Problem` or
+        `_Failure` for `parse` to raise in its turn, or None for no email or phone."""
+        place = self._places.get((country_text, time_zone_text, locale_text, currency_text))
+        if place is None:
+            place = self._place(country_text, time_zone_text, locale_text, currency_text)
+        email = self._emails.get(email_text) if email_text else None
+        if email is None and email_text:
+            email = self._email(email_text)
+        phone = None
+        if phone_text and not isinstance(place, _Problem):
+            country = place.country
+            phone = self._phones.get((phone_text, country))
+            if phone is None:
+                phone = self._phone(phone_text, country)
+        return place, email, phone
+
     def _postal_address(self, key: tuple[str, ...]) -> str | _Problem:
         """The address cells (`ADDRESS_FIELDS`, then the row's country) as `PostalAddress`
         JSON, or "" for no address. A street line makes an address: then it needs a city and a
@@ -364,16 +416,7 @@ class RowParser:
                 "city", key[2], "a postal address needs a city: the row gives a street but no city"
             )
         else:
-            result = json.dumps(
-                {
-                    "street_lines": street_lines,
-                    "city": city,
-                    "region": region or None,
-                    "postal_code": postal_code or None,
-                    "country": country,
-                },
-                ensure_ascii=False,
-            )
+            result = address_json(street_lines, city, region, postal_code, country)
         if len(self._addresses) >= _CACHE_LIMIT:
             self._addresses.clear()
         self._addresses[key] = result
@@ -491,6 +534,16 @@ class RowParser:
 
     def _minor(self, field: str, text: str, exponent: int, currency: str) -> int | None:
         """The cell's amount in minor units; None when it is blank."""
+        # Interest, fees and many a principal repeat: each text is read once per exponent.
+        known = self._known_amounts[exponent]
+        value = known.get(text)
+        if value is None:
+            value = self._read_minor(field, text, exponent, currency)
+            if value is not None:
+                _store(known, text, value)
+        return value
+
+    def _read_minor(self, field: str, text: str, exponent: int, currency: str) -> int | None:
         try:
             return self._minor_units(text, exponent, currency)
         except AmountError as exc:
