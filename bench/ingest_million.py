@@ -27,14 +27,20 @@ import signal
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
-from harness import cpu_seconds, events_on_kafka, load_average, postgres_cpu_seconds
+from harness import (
+    cpu_seconds,
+    events_on_kafka,
+    load_average,
+    postgres_cpu_seconds,
+    processes_with,
+)
 
 from recupero_devstack._util import free_port
 from recupero_devstack.kafka import KafkaBroker
@@ -180,10 +186,16 @@ def children(pid: int) -> list[int]:
     ]
 
 
-def cpu_now(ingest: int, postmaster: int) -> tuple[float, float, float]:
-    """CPU-seconds so far: the ingest process, its parser processes, PostgreSQL's backends."""
+def cpu_now(ingest: int, postmaster: int, kafka: list[int]) -> tuple[float, float, float, float]:
+    """CPU-seconds so far: the ingest process, its parser processes, PostgreSQL's backends, the
+    Kafka broker."""
     # `postgres_cpu_seconds` sums the live children of any parent pid.
-    return cpu_seconds(ingest), postgres_cpu_seconds(ingest), postgres_cpu_seconds(postmaster)
+    return (
+        cpu_seconds(ingest),
+        postgres_cpu_seconds(ingest),
+        postgres_cpu_seconds(postmaster),
+        sum(cpu_seconds(pid) for pid in kafka),
+    )
 
 
 async def main() -> None:
@@ -194,6 +206,12 @@ async def main() -> None:
         type=int,
         default=2,
         help="the service's RECUPERO_PARSE_PROCESSES (0: one thread parses, as before)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=2,
+        help="the service's RECUPERO_CONSOLIDATION_PARTITIONS (1: one transaction, as before)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the files and data dirs")
     parser.add_argument(
@@ -230,6 +248,7 @@ async def main() -> None:
             "RECUPERO_HTTP_PORT": str(port),
             "RECUPERO_LOG_LEVEL": "INFO",
             "RECUPERO_PARSE_PROCESSES": str(args.parse_processes),
+            "RECUPERO_CONSOLIDATION_PARTITIONS": str(args.partitions),
         }
         ingest = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "recupero_ingest", env=env
@@ -248,6 +267,7 @@ async def main() -> None:
             async def run_import(path: Path) -> tuple[float, dict[str, Any], int]:
                 before = await asyncio.to_thread(events_on_kafka, kafka.bootstrap, "debt-imported")
                 started = time.perf_counter()
+                started_at = datetime.now(UTC)
                 with path.open("rb") as source:
                     response = await client.post(
                         f"{url}/v1/portfolios?wait=600",
@@ -265,14 +285,23 @@ async def main() -> None:
                     < before + expected
                 ):
                     await asyncio.sleep(0.1)
+                # To read the phases off the service's log (`import_staged`, each
+                # `import_partition_committed`): the same clock.
+                print(
+                    f"  upload started {started_at:%H:%M:%S.%f}, last event on Kafka "
+                    f"{datetime.now(UTC):%H:%M:%S.%f} UTC"
+                )
                 return time.perf_counter() - started, report, expected
 
             postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
-            load_before, cpu_before = load_average(), cpu_now(ingest.pid, postmaster)
+            broker = processes_with(str(work / "kafka"))
+            load_before, cpu_before = load_average(), cpu_now(ingest.pid, postmaster, broker)
             elapsed, report, events = await run_import(csv_path)
             cpu = [
                 after - before
-                for after, before in zip(cpu_now(ingest.pid, postmaster), cpu_before, strict=True)
+                for after, before in zip(
+                    cpu_now(ingest.pid, postmaster, broker), cpu_before, strict=True
+                )
             ]
             rss = peak_rss_mb(ingest.pid)
             parsers = children(ingest.pid)
@@ -284,8 +313,13 @@ async def main() -> None:
             )
             print(
                 f"  CPU-seconds: ingest process {cpu[0]:.1f}, parser processes {cpu[1]:.1f}, "
-                f"PostgreSQL backends {cpu[2]:.1f}; load average {load_before} -> "
-                f"{load_average()}"
+                f"PostgreSQL backends {cpu[2]:.1f}, Kafka broker {cpu[3]:.1f}; load average "
+                f"{load_before} -> {load_average()}"
+            )
+            # However well the work is spread, two cores cannot do it in less.
+            print(
+                f"  all of it: {sum(cpu):.1f} CPU-seconds, at least {sum(cpu) / 2:.1f} s of "
+                "wall time on 2 idle cores"
             )
             print(
                 f"  accepted {report['rows_accepted']:,}, rejected {report['rows_rejected']:,}, "

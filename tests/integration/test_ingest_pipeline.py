@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -25,16 +26,21 @@ from recupero_events import (
     decode,
     encode,
 )
+from recupero_ingest.adapters.partitions import partition_of, partition_sql
 from recupero_ingest.adapters.repository import IngestRepository
 from recupero_ingest.bootstrap import bootstrap
+from recupero_ingest.domain.profiles import shipped_profiles
+from recupero_ingest.handlers import SubmitImport, run_import, submit_import
 from recupero_ingest.settings import IngestSettings
 from recupero_runtime.auth import hash_api_key
+from recupero_runtime.db import UnitOfWork
 from recupero_runtime.service import Service
 from tests.kafka_reading import of_tenant, read_topics
 
 pytestmark = pytest.mark.integration
 
 AS_OF = "2026-11-20T12:00:00+00:00"
+AS_OF_TIME = datetime.fromisoformat(AS_OF)
 
 
 @dataclass
@@ -110,19 +116,24 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     return out.getvalue()
 
 
+def balances_of(rows: list[dict[str, str]]) -> dict[str, int]:
+    """Total per currency, in minor units, of these valid sample rows."""
+    expected: dict[str, int] = {}
+    for row in rows:
+        sign = -1 if row["document_type"] == "credit_note" else 1
+        exponent = 0 if row["currency"] == "CLP" else 2
+        minor = int(Decimal(row["amount"]).scaleb(exponent))
+        expected[row["currency"]] = expected.get(row["currency"], 0) + sign * minor
+    return expected
+
+
 async def test_a_file_is_imported_reported_and_its_rejections_downloadable(ingest: Ingest) -> None:
     content = sample_portfolio(20, seed=3, invalid_rows=3, id_prefix="P")
     report = await ingest.upload(content)
     valid = [r for r in rows_of(content) if r["debtor_id"].startswith("P")]
     assert (report["rows_total"], report["rows_rejected"]) == (len(valid) + 3, 3)
     assert report["debtors_new"] == 20
-    expected: dict[str, int] = {}
-    for row in valid:
-        sign = -1 if row["document_type"] == "credit_note" else 1
-        exponent = 0 if row["currency"] == "CLP" else 2
-        minor = int(Decimal(row["amount"]).scaleb(exponent))
-        expected[row["currency"]] = expected.get(row["currency"], 0) + sign * minor
-    assert report["balance_by_currency"] == expected
+    assert report["balance_by_currency"] == balances_of(valid)
 
     events = await ingest.events()
     assert sorted(e.debtor_id for e in events) == [f"P{n:06d}" for n in range(1, 21)]
@@ -507,3 +518,162 @@ async def test_rows_that_contradict_earlier_rows_are_rejected_saying_which(
         other,
         f"debtor K000002 is kept in {currency}; an incremental import cannot add {other}",
     ]
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class _Repo:
+    """The repository of a unit of work that notes which partition it consolidates."""
+
+    def __init__(self, repo: IngestRepository, unit: "_Unit") -> None:
+        self._repo, self._unit = repo, unit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def record_partition(self, *args: Any, **report: Any) -> None:
+        self._unit.partition = args[2]
+        await self._repo.record_partition(*args, **report)
+
+
+class _Unit:
+    """The service's unit of work, but only `survivor`'s partition commits: the others stop
+    at their commit once it has, as a worker killed then would (they roll back)."""
+
+    def __init__(
+        self, inner: UnitOfWork[IngestRepository], survivor: int, committed: asyncio.Event
+    ) -> None:
+        self._inner, self._survivor, self._committed = inner, survivor, committed
+        self.partition: int | None = None
+
+    async def __aenter__(self) -> "_Unit":
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+    @property
+    def repo(self) -> _Repo:
+        return _Repo(self._inner.repo, self)
+
+    @property
+    def source(self) -> str:
+        return self._inner.source
+
+    def publish(self, payload: Any, correlation_id: str | None = None) -> str:
+        return self._inner.publish(payload, correlation_id)
+
+    async def commit(self) -> None:
+        if self.partition != self._survivor:
+            await self._committed.wait()
+            raise WorkerDied
+        await self._inner.commit()
+        self._committed.set()
+
+
+async def test_partitions_are_computed_alike_in_python_and_postgresql(ingest: Ingest) -> None:
+    debtor_ids = ["D000001", "B0294369", "Pérez-7", "tab\tand\\slash", "", "ñandú 🦙", "x" * 300]
+    async with ingest.service.unit_of_work() as uow:
+        for partitions in (1, 2, 3, 7, 64):
+            in_sql = await uow.session.scalars(
+                text(
+                    f"SELECT {partition_sql('debtor_id')} FROM unnest(CAST(:ids AS text[]))"
+                    " WITH ORDINALITY AS t (debtor_id, n) ORDER BY n"
+                ),
+                {"ids": debtor_ids, "partitions": partitions},
+            )
+            assert list(in_sql) == [partition_of(d, partitions) for d in debtor_ids]
+
+
+@pytest.mark.parametrize("survivor", [0, 1])
+async def test_an_import_stopped_after_one_partition_resumes_with_the_exact_report(
+    ingest: Ingest, survivor: int
+) -> None:
+    """Partition 0 also keeps the rows rejected by the parser: whichever partition committed
+    before the stop, every rejection is kept and counted once."""
+    content = sample_portfolio(60, seed=21, invalid_rows=4, id_prefix="Q")
+    async with ingest.service.unit_of_work() as uow:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield content.encode()
+
+        import_id = await submit_import(
+            SubmitImport(ingest.tenant_id, "q.csv", "generic-csv", "incremental", AS_OF_TIME),
+            uow,
+            chunks(),
+            shipped_profiles(),
+        )
+        # Claimed by the worker about to die: the service's own worker leaves it alone.
+        await uow.session.execute(
+            text(
+                "UPDATE ingest.imports SET status = 'parsing', heartbeat_at = now()"
+                " WHERE import_id = :i"
+            ),
+            {"i": import_id},
+        )
+        await uow.commit()
+        job = await uow.repo.get_import(ingest.tenant_id, import_id)
+    assert job is not None
+
+    async def no_progress(rows: int, bytes_read: int) -> None:
+        pass
+
+    async def stored_chunks() -> AsyncIterator[bytes]:
+        async with ingest.service.unit_of_work() as reader:
+            async for chunk in reader.repo.chunks(import_id):
+                yield chunk
+
+    survivor_committed = asyncio.Event()
+    with pytest.raises(ExceptionGroup) as stopped:
+        await run_import(
+            job,
+            lambda: _Unit(ingest.service.unit_of_work(), survivor, survivor_committed),
+            stored_chunks(),
+            no_progress,
+            shipped_profiles(),
+            partitions=2,
+        )
+    assert stopped.group_contains(WorkerDied)
+    async with ingest.service.unit_of_work() as uow:
+        done = await uow.repo.committed_partitions(import_id)
+        half = await uow.session.scalar(
+            text("SELECT count(*) FROM ingest.debtors WHERE tenant_id = :t"),
+            {"t": ingest.tenant_id},
+        )
+        assert [p["partition"] for p in done] == [survivor]
+        assert 0 < half < 60
+        # The worker died: the service's worker takes the job over.
+        await uow.repo.release_job(import_id)
+        await uow.commit()
+
+    while (report := (await ingest.client.get(f"/v1/imports/{import_id}")).json())[
+        "status"
+    ] != "completed":
+        assert report["status"] in ("received", "parsing"), report
+        await asyncio.sleep(0.1)
+    valid = [r for r in rows_of(content) if r["debtor_id"].startswith("Q")]
+    assert (report["rows_total"], report["rows_accepted"], report["rows_rejected"]) == (
+        len(valid) + 4,
+        len(valid),
+        4,
+    )
+    assert (report["debtors_new"], report["debtors_changed"], report["debtors_unchanged"]) == (
+        60,
+        0,
+        0,
+    )
+    assert report["balance_by_currency"] == balances_of(valid)
+    downloaded = await ingest.client.get(report["rejections_csv"])
+    assert len(list(csv.reader(io.StringIO(downloaded.text)))) == 1 + 4
+
+    events = await ingest.events()
+    assert sorted(e.debtor_id for e in events) == [f"Q{n:06d}" for n in range(1, 61)]
+    async with ingest.service.unit_of_work() as uow:
+        debtors = await uow.session.scalar(
+            text("SELECT count(*) FROM ingest.debtors WHERE tenant_id = :t"),
+            {"t": ingest.tenant_id},
+        )
+    assert debtors == 60

@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from recupero_ingest.adapters.partitions import partition_of
 from recupero_ingest.adapters.streaming import Batch, parse_chunks
 from recupero_ingest.domain import reading
 from recupero_ingest.domain.profiles import ImportProfile, load_profile, shipped_profiles
@@ -44,7 +45,7 @@ async def staged(
         batches.append(batch)
 
     total = await parse_chunks(_chunks(data), profile, keep, batch_size=50, pool=pool)
-    rows = b"".join(batch.rows for batch in batches).decode().splitlines()
+    rows = b"".join(part for batch in batches for part in batch.rows).decode().splitlines()
     rejections = b"".join(batch.rejections for batch in batches).decode().splitlines()
     return rows, rejections, total, len(batches)
 
@@ -89,6 +90,34 @@ async def test_slices_in_processes_stage_what_one_thread_stages(
     quoted_break = next(line for line in rows if "FC-2\t" in line)
     assert 'Línea uno\\nlínea "dos" 2' in quoted_break
     assert next(line for line in rows if "FC-4\t" in line).split("\t")[2] == "Tab\\there \\\\ 4"
+
+
+async def test_each_debtors_rows_go_to_its_partition_and_none_is_lost(
+    pool: ProcessPoolExecutor,
+) -> None:
+    data = portfolio(400).encode()
+    alone_rows, alone_rejections, alone_total, _ = await staged(data, None)
+    batches: list[Batch] = []
+
+    async def keep(batch: Batch) -> None:
+        batches.append(batch)
+
+    total = await parse_chunks(_chunks(data), GENERIC, keep, pool=pool, partitions=3)
+    by_partition = [
+        b"".join(batch.rows[p] for batch in batches).decode().splitlines() for p in range(3)
+    ]
+    debtors = [{line.split("\t")[1] for line in lines} for lines in by_partition]
+    assert all(debtors), "a partition got no debtor at all"
+    for partition, ids in enumerate(debtors):
+        assert {partition_of(debtor_id, 3) for debtor_id in ids} == {partition}
+    # Every row once, in file order within its partition; the rejections as before.
+    every_row = [line for lines in by_partition for line in lines]
+    assert sorted(every_row, key=lambda line: row_numbers([line])) == alone_rows
+    assert all(
+        lines == sorted(lines, key=lambda line: row_numbers([line])) for lines in by_partition
+    )
+    rejections = b"".join(batch.rejections for batch in batches).decode().splitlines()
+    assert (rejections, total) == (alone_rejections, alone_total)
 
 
 async def test_quoting_that_cannot_be_cut_safely_is_read_in_one_pass(

@@ -1,20 +1,27 @@
 """Ingest's use cases as plain async functions over a unit of work.
 
 A file import is a job: `submit_import` stores the file and returns at once; `run_import` (the
-worker) parses it, COPYs the valid rows into a staging table, and consolidates everything in one
-transaction that also writes the `debt-imported` outbox rows. A worker killed midway leaves no
-trace but the job itself, which another worker resumes from the stored file. Records that come
-through the batch API or the `debt-records` topic take the same path, inline.
+worker) parses it and COPYs the valid rows into staging tables, one per partition of the
+debtors, each in a transaction of its own; the partitions are consolidated at once (one
+PostgreSQL backend, so one core, each), and each commits its debtors, documents, `debt-imported`
+outbox rows and a record of its share of the report. A worker killed midway leaves the job and
+the partitions that committed; another worker resumes from the stored file and consolidates
+only the others. Records that come through the batch API or the `debt-records` topic take the
+same path, inline, in one transaction.
 """
 
+import asyncio
+import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import structlog
@@ -31,6 +38,26 @@ log = structlog.get_logger()
 
 MODES = ("incremental", "full")
 Progress = Callable[[int, int], Awaitable[None]]
+# The parse rejections (rows with no valid debtor to route them by) are kept, and counted, with
+# this partition's transaction: once, whichever run commits it.
+REJECTIONS_PARTITION = 0
+PARTITION_COUNTS = (
+    "debtors_new",
+    "debtors_changed",
+    "debtors_unchanged",
+    "debtors_settled",
+    "rows_rejected",
+)
+
+
+class Transaction(Work[IngestRepository], Protocol):
+    """A unit of work that the handler commits itself: an import commits partition by
+    partition."""
+
+    async def commit(self) -> None: ...
+
+
+Transactions = Callable[[], AbstractAsyncContextManager[Transaction]]
 
 
 class UnknownProfile(LookupError):
@@ -177,40 +204,98 @@ async def _repeat_of_last_import(
     return report
 
 
+def sum_partition_reports(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The import's report from its partitions' shares (their debtors and rows are disjoint)."""
+    report: dict[str, Any] = dict.fromkeys(PARTITION_COUNTS, 0)
+    balances: Counter[str] = Counter()
+    for part in parts:
+        for key in PARTITION_COUNTS:
+            report[key] += part[key]
+        balances.update(part["balance_by_currency"])
+    report["balance_by_currency"] = dict(sorted(balances.items()))
+    return report
+
+
 async def run_import(
     job: dict[str, Any],
-    uow: Work[IngestRepository],
+    transactions: Transactions,
     chunks: AsyncIterator[bytes],
     progress: Progress,
     shipped: dict[str, ImportProfile],
     parsers: Executor | None = None,
+    partitions: int = 1,
+    partition_committed: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Parse (in `parsers`' processes if given), stage and consolidate one job in `uow`'s
-    transaction; the caller commits."""
-    if (report := await _repeat_of_last_import(job, uow)) is not None:
-        return report
-    profile, _ = await resolve_profile(uow.repo, job["tenant_id"], job["profile_name"], shipped)
-    await uow.repo.prepare_staging()
-    seen = 0
+    """Parse (in `parsers`' processes if given) and stage one job split into `partitions` of
+    its debtors, consolidate the partitions at once, each committing in its own transaction
+    (then `partition_committed` is called: its events can leave), and complete the job.
+    A rerun of a job keeps its split and skips the partitions that committed."""
+    import_id, tenant_id = job["import_id"], job["tenant_id"]
+    async with transactions() as uow:
+        if (report := await _repeat_of_last_import(job, uow)) is not None:
+            await uow.commit()
+            return report
+        profile, _ = await resolve_profile(uow.repo, tenant_id, job["profile_name"], shipped)
+        daily_rate = _daily_rate(await uow.repo.interest_policy(tenant_id))
+        committed = await uow.repo.committed_partitions(import_id)
+    if committed:
+        partitions = committed[0]["partitions"]
+        log.info("import_resumed", partitions_committed=[p["partition"] for p in committed])
+    pending = sorted(set(range(partitions)) - {p["partition"] for p in committed})
 
-    async def stage(batch: Batch) -> None:
-        nonlocal seen
-        await uow.repo.copy_staged(batch.rows, batch.rejections)
-        seen += batch.records_seen
-        await progress(seen, batch.bytes_read)
+    async with contextlib.AsyncExitStack() as stack:
+        works = {p: await stack.enter_async_context(transactions()) for p in pending}
+        for work in works.values():
+            await work.repo.prepare_staging()
+        seen = 0
 
-    started = time.perf_counter()
-    rows_total = await parse_chunks(chunks, profile, stage, pool=parsers)
-    log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
-    return await _consolidate(
-        uow,
-        import_id=job["import_id"],
-        tenant_id=job["tenant_id"],
-        as_of=job["as_of"],
-        mode=job["mode"],
-        rows_total=rows_total,
-        correlation_id=str(job["import_id"]),
-    )
+        async def stage(batch: Batch) -> None:
+            # A committed partition's rows (and its share of the rejections) are dropped.
+            nonlocal seen
+            await asyncio.gather(
+                *(
+                    work.repo.copy_staged(
+                        batch.rows[p], batch.rejections if p == REJECTIONS_PARTITION else b""
+                    )
+                    for p, work in works.items()
+                )
+            )
+            seen += batch.records_seen
+            await progress(seen, batch.bytes_read)
+
+        started = time.perf_counter()
+        rows_total = await parse_chunks(chunks, profile, stage, pool=parsers, partitions=partitions)
+        log.info("import_staged", rows=rows_total, seconds=round(time.perf_counter() - started, 3))
+
+        async def consolidate(partition: int, work: Transaction) -> None:
+            share = await work.repo.consolidate(
+                import_id=import_id,
+                tenant_id=tenant_id,
+                as_of=job["as_of"],
+                full_snapshot=job["mode"] == "full",
+                daily_rate=daily_rate,
+                source=work.source,
+                correlation_id=str(import_id),
+                partition=partition,
+                partitions=partitions,
+            )
+            await work.repo.record_partition(import_id, tenant_id, partition, partitions, **share)
+            await work.commit()
+            partition_committed()
+            log.info("import_partition_committed", partition=partition, partitions=partitions)
+
+        # A failing partition cancels the others (their transactions roll back on the way out).
+        async with asyncio.TaskGroup() as group:
+            for partition, work in works.items():
+                group.create_task(consolidate(partition, work))
+
+    async with transactions() as uow:
+        report = sum_partition_reports(await uow.repo.committed_partitions(import_id))
+        report["rows_total"] = rows_total
+        report["rows_accepted"] = rows_total - report["rows_rejected"]
+        await uow.repo.finish_import(import_id, **report)
+        await uow.commit()
+    return report
 
 
 async def import_records(
@@ -236,7 +321,7 @@ async def import_records(
         SourceDigest(RECORDS_PROFILE),
     )
     await uow.repo.prepare_staging()
-    await uow.repo.copy_staged(batch.rows, batch.rejections)
+    await uow.repo.copy_staged(batch.rows[0], batch.rejections)
     report = await _consolidate(
         uow,
         import_id=import_id,

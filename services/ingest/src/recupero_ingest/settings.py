@@ -17,3 +17,7 @@ class IngestSettings(ServiceSettings):
     # Processes that parse and validate a CSV upload's slices at once (one core each); 0: the
     # import worker's own thread parses.
     parse_processes: int = Field(default=2, ge=0)
+    # An import's debtors are split into this many partitions, staged and consolidated at once
+    # on as many PostgreSQL connections (one backend, so one core, each), each committing its
+    # debtors and events on its own. A job keeps the split it started with.
+    consolidation_partitions: int = Field(default=2, ge=1)

@@ -7,13 +7,19 @@ every consumer validate it against that model.
 
 Inputs: the temporary table `staged` (validated rows of this import) and the parameters
 `:import_id`, `:tenant_id`, `:as_of`, `:full_snapshot`, `:daily_rate` (NULL for no interest
-accrual), `:source`, `:correlation_id`.
+accrual), `:source`, `:correlation_id`, `:partition` and `:partitions`.
+
+Everything here is decided per debtor, so an import's debtors can be split into partitions
+(`partitions.partition_of`), each consolidated by these same statements in a transaction of its
+own: `staged` then holds the rows of one partition's debtors, and the only statement that looks
+at debtors beyond `staged` (those a full snapshot no longer lists) keeps to the partition's.
 """
 
 from sqlalchemy import Insert, Text, TextClause, bindparam, column, text
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
 from recupero_events import DebtImported, Topic, event_type_of
+from recupero_ingest.adapters.partitions import partition_sql
 from recupero_ingest.adapters.tables import schema
 from recupero_runtime.outbox import insert_event_batches
 
@@ -215,7 +221,7 @@ BUILD_NEW_DOCUMENTS = text(
 # One row per debtor whose state this import decides: the file's debtors, and (full snapshot)
 # every debtor with open documents that the file no longer lists.
 BUILD_NEW_STATE = text(
-    """
+    f"""
     CREATE TEMPORARY TABLE new_state ON COMMIT DROP AS
     WITH contact_rows AS (
         SELECT DISTINCT ON (debtor_id) *
@@ -227,12 +233,12 @@ BUILD_NEW_STATE = text(
                    'time_zone', c.time_zone, 'locale', c.locale
                -- The key only when there is an address: a contact without one stays as it was
                -- (and so does its fingerprint).
-               ) || CASE WHEN c.postal_address IS NULL THEN '{}'::jsonb
+               ) || CASE WHEN c.postal_address IS NULL THEN '{{}}'::jsonb
                          ELSE jsonb_build_object('postal_address', c.postal_address) END
                  AS contact,
                jsonb_build_object(
                    'zone', c.zone, 'customer_type', c.customer_type, 'risk_score', c.risk_score,
-                   'custom', coalesce(c.attributes, '{}'::jsonb)
+                   'custom', coalesce(c.attributes, '{{}}'::jsonb)
                ) AS attributes,
                c.currency
         FROM contact_rows c
@@ -240,6 +246,7 @@ BUILD_NEW_STATE = text(
         SELECT d.debtor_id, d.contact, d.attributes, d.currency
         FROM ingest.debtors d
         WHERE :full_snapshot AND d.tenant_id = :tenant_id
+          AND (CAST(:partitions AS integer) = 1 OR {partition_sql("d.debtor_id")} = :partition)
           AND NOT EXISTS (SELECT 1 FROM file_digests f WHERE f.debtor_id = d.debtor_id)
           AND EXISTS (
               SELECT 1 FROM ingest.documents o

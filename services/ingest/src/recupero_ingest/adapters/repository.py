@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recupero_ingest.adapters import consolidation_sql as sql
 from recupero_ingest.adapters.tables import (
     import_chunks,
+    import_partitions,
     imports,
     profiles,
     rejections,
@@ -184,7 +185,33 @@ class IngestRepository:
         )
         return [dict(row._mapping) for row in result]
 
-    # --- staging and consolidation (one transaction) -----------------------------------------
+    # --- partitions of a job already consolidated (each in a transaction of its own) ----------
+
+    async def committed_partitions(self, import_id: UUID) -> list[dict[str, Any]]:
+        """The job's partitions whose consolidation committed, each with its share of the
+        report (and how many partitions the job was split into)."""
+        result = await self.session.execute(
+            select(import_partitions)
+            .where(import_partitions.c.import_id == import_id)
+            .order_by(import_partitions.c.partition)
+        )
+        return [dict(row._mapping) for row in result]
+
+    async def record_partition(
+        self, import_id: UUID, tenant_id: str, partition: int, partitions: int, **report: Any
+    ) -> None:
+        """In the partition's own transaction: committed with its debtors and events, or not."""
+        await self.session.execute(
+            import_partitions.insert().values(
+                import_id=import_id,
+                tenant_id=tenant_id,
+                partition=partition,
+                partitions=partitions,
+                **report,
+            )
+        )
+
+    # --- staging and consolidation (one transaction per partition) ---------------------------
 
     async def prepare_staging(self) -> None:
         # Sorts and aggregates of a million rows stay in memory instead of spilling to disk.
@@ -215,7 +242,11 @@ class IngestRepository:
         daily_rate: Decimal | None,
         source: str,
         correlation_id: str | None,
+        partition: int = 0,
+        partitions: int = 1,
     ) -> dict[str, Any]:
+        """Consolidates what is staged in this transaction: all of the import's debtors, or
+        those of `partition` (of `partitions`) when the rows were staged split."""
         params = {
             "import_id": str(import_id),
             "tenant_id": tenant_id,
@@ -224,6 +255,8 @@ class IngestRepository:
             "daily_rate": daily_rate,
             "source": source,
             "correlation_id": correlation_id,
+            "partition": partition,
+            "partitions": partitions,
         }
         for name, statement in sql.CONSOLIDATION_STEPS:
             started = time.perf_counter()
@@ -231,7 +264,10 @@ class IngestRepository:
             wanted = statement.compile().params
             await self.session.execute(statement, {k: v for k, v in params.items() if k in wanted})
             log.info(
-                "consolidation_step", step=name, seconds=round(time.perf_counter() - started, 3)
+                "consolidation_step",
+                step=name,
+                partition=partition,
+                seconds=round(time.perf_counter() - started, 3),
             )
         report = (await self.session.execute(sql.REPORT)).one()
         return dict(report._mapping)

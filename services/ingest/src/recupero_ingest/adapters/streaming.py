@@ -26,6 +26,7 @@ from typing import BinaryIO, NamedTuple
 from uuid import uuid4
 
 from recupero_ingest.adapters.copy_text import encode, rejection_line, staged_line
+from recupero_ingest.adapters.partitions import partition_of
 from recupero_ingest.domain.profiles import ImportProfile
 from recupero_ingest.domain.reading import (
     BodySlice,
@@ -81,8 +82,9 @@ class _ChunkStream(io.RawIOBase):
 
 @dataclass
 class Batch:
-    rows: bytes = b""
-    """COPY text of the valid rows, each with its record's `SourceDigest` (`copy_text`)."""
+    rows: list[bytes]
+    """COPY text of the valid rows, each with its record's `SourceDigest` (`copy_text`), one
+    text per consolidation partition (`partitions.partition_of` of the row's debtor)."""
     rejections: bytes = b""
     """COPY text of the rejections."""
     records_seen: int = 0
@@ -90,32 +92,41 @@ class Batch:
 
 
 def parse_records(
-    records: Iterable[SourceRecord], parser: RowParser, digest: SourceDigest
+    records: Iterable[SourceRecord], parser: RowParser, digest: SourceDigest, partitions: int = 1
 ) -> Batch:
-    """The records as COPY text of valid rows (with their digests) and of rejections."""
-    rows: list[str] = []
+    """The records as COPY text of valid rows (with their digests), split by partition, and of
+    rejections."""
+    rows: list[list[str]] = [[] for _ in range(partitions)]
     rejections: list[str] = []
     seen = 0
+    # A debtor's rows usually follow one another: its partition is hashed once for them.
+    debtor_id, partition = "", 0
     for record in records:
         parsed = parser.parse(record)
         if isinstance(parsed, Rejection):
             rejections.append(rejection_line(parsed))
         else:
-            rows.append(staged_line(parsed, digest(record)))
+            if parsed.debtor_id != debtor_id:
+                debtor_id = parsed.debtor_id
+                partition = partition_of(debtor_id, partitions)
+            rows[partition].append(staged_line(parsed, digest(record)))
         seen += 1
-    return Batch(rows=encode(rows), rejections=encode(rejections), records_seen=seen)
+    return Batch(
+        rows=[encode(part) for part in rows], rejections=encode(rejections), records_seen=seen
+    )
 
 
 def _parse_serially(
     records: Iterator[SourceRecord],
     profile: ImportProfile,
     batch_size: int,
+    partitions: int,
     bytes_read: Callable[[], int],
     hand_over: Callable[["Batch | _Submitted"], None],
 ) -> None:
     parser, digest = RowParser(profile), SourceDigest(profile)
     while True:
-        batch = parse_records(islice(records, batch_size), parser, digest)
+        batch = parse_records(islice(records, batch_size), parser, digest, partitions)
         batch.bytes_read = bytes_read()
         hand_over(batch)
         if batch.records_seen < batch_size:
@@ -131,6 +142,7 @@ class _SliceTask(NamedTuple):
     header: list[str]
     header_row: int
     slice: BodySlice
+    partitions: int
 
 
 class _Submitted(NamedTuple):
@@ -183,6 +195,7 @@ def _parse_slice(task: _SliceTask) -> Batch:
         ),
         parser,
         digest,
+        task.partitions,
     )
 
 
@@ -192,6 +205,7 @@ def _parse_in_pool(
     pool: Executor,
     reader_key: str,
     batch_size: int,
+    partitions: int,
     bytes_read: Callable[[], int],
     hand_over: Callable[[Batch | _Submitted], None],
 ) -> None:
@@ -200,7 +214,7 @@ def _parse_in_pool(
     for part in body_slices(body, profile.quotechar):
         if isinstance(part, BodySlice):
             task = _SliceTask(
-                reader_key, profile, body.delimiter, body.header, body.header_row, part
+                reader_key, profile, body.delimiter, body.header, body.header_row, part, partitions
             )
             hand_over(_Submitted(pool.submit(_parse_slice, task), bytes_read()))
         else:
@@ -212,7 +226,7 @@ def _parse_in_pool(
                 first_row=part.first_row,
                 first_line=part.first_line,
             )
-            _parse_serially(records, profile, batch_size, bytes_read, hand_over)
+            _parse_serially(records, profile, batch_size, partitions, bytes_read, hand_over)
 
 
 OnBatch = Callable[[Batch], Awaitable[None]]
@@ -224,10 +238,12 @@ async def parse_chunks(
     on_batch: OnBatch,
     batch_size: int = 20_000,
     pool: Executor | None = None,
+    partitions: int = 1,
 ) -> int:
     """Parse the file's chunks with `profile`; `on_batch` gets the batches in file order (every
-    `batch_size` records, or every slice when `pool` parses a CSV file). Returns how many
-    records the file had. Errors of the file as a whole (`UnreadableFile`) propagate."""
+    `batch_size` records, or every slice when `pool` parses a CSV file), their rows split into
+    `partitions`. Returns how many records the file had. Errors of the file as a whole
+    (`UnreadableFile`) propagate."""
     loop = asyncio.get_running_loop()
     # With a pool, the queued slices are the ones being parsed: two keep two processes busy
     # while the event loop COPYs a third.
@@ -253,10 +269,19 @@ async def parse_chunks(
 
         try:
             if pool is not None and profile.format == "csv":
-                _parse_in_pool(source, profile, pool, reader_key, batch_size, bytes_read, hand_over)
+                _parse_in_pool(
+                    source,
+                    profile,
+                    pool,
+                    reader_key,
+                    batch_size,
+                    partitions,
+                    bytes_read,
+                    hand_over,
+                )
             else:
                 records = iter_records(source, profile)
-                _parse_serially(records, profile, batch_size, bytes_read, hand_over)
+                _parse_serially(records, profile, batch_size, partitions, bytes_read, hand_over)
             hand_over(_END)
         except _Stopped:
             return

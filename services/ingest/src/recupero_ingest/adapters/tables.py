@@ -2,7 +2,9 @@
 
 - `imports`: one row per import job (file, API batch or Kafka batch) with its progress and report.
 - `import_chunks`: the uploaded file itself, in order, so any replica can (re)process the job.
-- (a job's validated rows are COPYed into a temporary table and consolidated in SQL)
+- (a job's validated rows are COPYed into temporary tables and consolidated in SQL)
+- `import_partitions`: the partitions of a job's debtors whose consolidation has committed, each
+  with its share of the report: a rerun of the job skips them and adds their counts.
 - `rejections`: every row that failed validation, with field, value and reason.
 - `debtors`, `documents`: the portfolio as the creditor last described it.
 - `tenant_policies`: per-tenant settings of ingest (the interest policy).
@@ -76,6 +78,25 @@ import_chunks = Table(
     Column("seq", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
     PrimaryKeyConstraint("import_id", "seq"),
+    ForeignKeyConstraint(["import_id"], ["ingest.imports.import_id"], ondelete="CASCADE"),
+)
+
+import_partitions = Table(
+    "import_partitions",
+    metadata,
+    Column("import_id", UUID(as_uuid=True), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    # How many partitions the job's debtors were split into (a rerun keeps the same split).
+    Column("partitions", Integer, nullable=False),
+    Column("debtors_new", Integer, nullable=False),
+    Column("debtors_changed", Integer, nullable=False),
+    Column("debtors_unchanged", Integer, nullable=False),
+    Column("debtors_settled", Integer, nullable=False),
+    Column("rows_rejected", Integer, nullable=False),
+    Column("balance_by_currency", JSONB, nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("import_id", "partition"),
     ForeignKeyConstraint(["import_id"], ["ingest.imports.import_id"], ondelete="CASCADE"),
 )
 

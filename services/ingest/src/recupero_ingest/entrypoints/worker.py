@@ -1,7 +1,8 @@
 """The import worker: claims queued (or abandoned) jobs and runs them, one at a time per replica.
 
 A job whose worker died is recognised by its stale heartbeat and resumed from the stored file;
-since a job's rows, debtors and events are committed in one transaction, the rerun starts clean.
+a job's debtors and events are committed partition by partition, each with a record of it, so
+the rerun consolidates only the partitions that had not committed.
 """
 
 import asyncio
@@ -93,16 +94,17 @@ class ImportWorker:
         ):
             log.info("import_started", attempt=job["attempts"] + 1, profile=job["profile_name"])
             try:
-                async with self._service.unit_of_work(str(import_id)) as uow:
-                    report = await handlers.run_import(
-                        job,
-                        uow,
-                        self._chunks(import_id),
-                        self._progress(import_id),
-                        self._shipped,
-                        self.parser_pool(),
-                    )
-                    await uow.commit()
+                report = await handlers.run_import(
+                    job,
+                    lambda: self._service.unit_of_work(str(import_id)),
+                    self._chunks(import_id),
+                    self._progress(import_id),
+                    self._shipped,
+                    self.parser_pool(),
+                    partitions=self._settings.consolidation_partitions,
+                    # Its outbox rows were written in SQL: wake the relay (no poll to wait for).
+                    partition_committed=self._service.relay.notify,
+                )
             except (UnreadableFile, ProfileError, handlers.UnknownProfile) as exc:
                 # The file itself is unusable: retrying cannot help. Nothing was imported.
                 await self._fail(import_id, f"{type(exc).__name__}: {exc}")
