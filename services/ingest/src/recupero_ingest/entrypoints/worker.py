@@ -116,7 +116,9 @@ class ImportWorker:
                     self._parsers = None
                 if job["attempts"] + 1 >= self._settings.import_max_attempts:
                     await self._fail(
-                        import_id, f"gave up after {job['attempts'] + 1} attempts: {exc}"
+                        import_id,
+                        f"gave up after {job['attempts'] + 1} attempts: {exc}"
+                        + await self._partly_committed(import_id),
                     )
                 else:
                     await self._release(import_id)
@@ -125,6 +127,18 @@ class ImportWorker:
                 "import_completed",
                 **{k: v for k, v in report.items() if k != "balance_by_currency"},
             )
+
+    async def _partly_committed(self, import_id: UUID) -> str:
+        """What a job that gives up leaves behind: its committed partitions stand (their debtors
+        and events are consistent); importing the same file again completes the others."""
+        async with self._service.unit_of_work() as uow:
+            committed = await uow.repo.committed_partitions(import_id)
+        if not committed:
+            return ""
+        return (
+            f"; {len(committed)} of {committed[0]['partitions']} partitions of the debtors had"
+            " committed and stand (import the file again to complete the rest)"
+        )
 
     async def _chunks(self, import_id: UUID) -> AsyncIterator[bytes]:
         # Its own connection: the job's transaction is busy with COPY meanwhile.
