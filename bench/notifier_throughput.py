@@ -139,8 +139,9 @@ async def bare_posts(url: str, bodies: list[dict[str, Any]], concurrency: int) -
     """The same requests with httpx alone, `concurrency` in flight; returns the seconds."""
     headers = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
     pending = iter(bodies)
-    # The notifier's pool settings (bootstrap.py).
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    # As many kept-alive connections as requests in flight, as the notifier keeps
+    # (`RECUPERO_PROVIDER_MAX_CONNECTIONS`, 16), in httpx's own pool.
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def worker() -> None:
@@ -162,7 +163,7 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--processes", type=int, default=1, help="notifier processes")
     parser.add_argument(
-        "--concurrency", type=int, default=64, help="requests in flight in the bare loop"
+        "--concurrency", type=int, default=16, help="requests in flight in the bare loop"
     )
     parser.add_argument("--log-level", default="WARNING", help="the notifier's log level")
     args = parser.parse_args()
@@ -243,6 +244,11 @@ async def main() -> None:
 
         async with httpx.AsyncClient(timeout=120) as client:
             received = (await client.get(f"{peer_url}/_peer/requests")).json()
+            callbacks = (await client.get(f"{peer_url}/_peer/callbacks")).json()
+        answers: dict[str, int] = {}
+        for callback in callbacks:
+            answer = str(callback["status_code"] or callback.get("error"))
+            answers[answer] = answers.get(answer, 0) + 1
         per_action: dict[str, int] = {}
         for record in received:
             action_id = record["biz_opaque_callback_data"]
@@ -267,6 +273,10 @@ async def main() -> None:
         print(
             f"  the peer received {len(received):,} requests for {len(per_action):,} actions: "
             f"{'exactly one per action' if exactly_once else 'NOT exactly one per action'}"
+        )
+        print(
+            f"  the peer's {len(callbacks):,} signed status notifications were answered: "
+            + ", ".join(f"{answer} x {times:,}" for answer, times in sorted(answers.items()))
         )
         print(f"  load average before {load_before}, after {load_after}")
         print(

@@ -44,6 +44,7 @@ from recupero_events import (
     encode,
 )
 from recupero_notifier.adapters.tables import deliveries
+from recupero_notifier.adapters.whatsapp import PROVIDER as WHATSAPP_PROVIDER
 from recupero_notifier.settings import NotifierSettings
 from recupero_runtime.db import create_engine
 from tests.kafka_reading import EventStream
@@ -568,6 +569,98 @@ async def test_forged_stale_and_replayed_webhooks_are_refused_and_change_nothing
     assert len(reads) == 1
     sms_statuses = [p for p in events.of(by_sms.action_id) if isinstance(p, MessageStatusChanged)]
     assert [p.status for p in sms_statuses] == [MessageStatus.DELIVERED]
+
+
+async def test_statuses_that_arrive_before_the_send_is_recorded_settle_each_delivery_once(
+    settings: NotifierSettings,
+    whatsapp: WhatsAppCloudPeer,
+    database_url: str,
+    kafka_bootstrap: str,
+) -> None:
+    """Meta's `sent` and `delivered` of two messages in one notification, while the notifier
+    still has them `sending` (its batch has not recorded the answers, or it died after the
+    request left): each delivery is settled once, one `message-sent` each and their
+    `delivered`; the notification replayed changes nothing."""
+    unrecorded = [action_due(f"C-{uuid4().hex[:8]}", Channel.WHATSAPP) for _ in range(2)]
+    async with (
+        serving(settings) as url,
+        Events(kafka_bootstrap) as events,
+        httpx.AsyncClient() as http,
+    ):
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    deliveries.insert(),
+                    [
+                        {
+                            "action_id": action.action_id,
+                            "tenant_id": action.tenant_id,
+                            "debtor_id": action.debtor_id,
+                            "channel": action.channel.value,
+                            "template": action.template,
+                            "status": "sending",
+                            "provider": WHATSAPP_PROVIDER,
+                            "recipient": action.contact.phone,
+                            "attempts": 1,
+                            "first_attempt_at": datetime.now(UTC),
+                            "last_attempt_at": datetime.now(UTC),
+                        }
+                        for action in unrecorded
+                    ],
+                )
+        finally:
+            await engine.dispose()
+        messages = [
+            {
+                "id": f"wamid.{action.action_id.hex}",
+                "wa_id": "5215512345678",
+                "biz_opaque_callback_data": str(action.action_id),
+            }
+            for action in unrecorded
+        ]
+        statuses = [
+            entry
+            for message in messages
+            for state in ("sent", "delivered")
+            for entry in whatsapp.status_value(message, state)["statuses"]
+        ]
+        body = whatsapp.webhook_body({"statuses": statuses})
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": whatsapp_peer.signature(APP_SECRET, body),
+        }
+        first = await http.post(f"{url}/webhooks/whatsapp", content=body, headers=headers)
+        replayed = await http.post(f"{url}/webhooks/whatsapp", content=body, headers=headers)
+        assert (first.status_code, first.json()) == (200, {"applied": 4, "replayed": 0})
+        assert replayed.status_code == 409
+        for action in unrecorded:
+            await events.wait_for(status(action.action_id, MessageStatus.DELIVERED))
+        await events.settle()
+
+    for action, message in zip(unrecorded, messages, strict=True):
+        published = events.of(action.action_id)
+        [message_sent] = [p for p in published if isinstance(p, MessageSent)]
+        assert message_sent.provider_message_id == message["id"]
+        assert [p.status for p in published if isinstance(p, MessageStatusChanged)] == [
+            MessageStatus.DELIVERED
+        ]
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            settled = (
+                await connection.execute(
+                    select(deliveries.c.action_id, deliveries.c.status, deliveries.c.message_id)
+                    .where(deliveries.c.action_id.in_([a.action_id for a in unrecorded]))
+                    .order_by(deliveries.c.action_id)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert sorted(settled) == sorted(
+        (action.action_id, "sent", message["id"])
+        for action, message in zip(unrecorded, messages, strict=True)
+    )
 
 
 def _sid(peer: TwilioPeer, action: ActionDue) -> str:

@@ -244,11 +244,6 @@ class FakeDeliveries:
             numbers[action.action_id] = row["attempts"]
         return numbers
 
-    async def mark_sent(
-        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
-    ) -> bool:
-        return action_id in await self.mark_all_sent([(tenant_id, action_id, message_id, sent_at)])
-
     async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]:
         marked = set()
         for _, action_id, message_id, sent_at in sent:

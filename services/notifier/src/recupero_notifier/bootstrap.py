@@ -21,6 +21,7 @@ from recupero_notifier.adapters.accounts import (
 )
 from recupero_notifier.adapters.channels import ChannelAdapter
 from recupero_notifier.adapters.email import EmailChannel, EmailSender, SmtpSender
+from recupero_notifier.adapters.http import LeasedConnections
 from recupero_notifier.adapters.letters import LetterChannel
 from recupero_notifier.adapters.providers import TokenBucket
 from recupero_notifier.adapters.repository import NotifierRepository
@@ -228,7 +229,7 @@ def bootstrap(
         )
     client = httpx.AsyncClient(
         timeout=settings.provider_timeout_seconds,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        transport=LeasedConnections(settings.provider_max_connections),
     )
 
     async def close_client_on_shutdown() -> None:
@@ -252,6 +253,7 @@ def bootstrap(
             initial=timedelta(seconds=settings.parked_retry_initial_seconds),
             maximum=timedelta(seconds=settings.parked_retry_max_seconds),
         ),
+        max_in_flight=settings.provider_max_connections,
     )
     service.add_worker(
         "parked-deliveries",

@@ -99,10 +99,6 @@ class Deliveries(TenantTemplates, Protocol):
         self, attempts: Sequence[tuple[ActionDue, str, str]]
     ) -> dict[UUID, int]: ...
 
-    async def mark_sent(
-        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
-    ) -> bool: ...
-
     async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]: ...
 
     async def mark_not_accepted(
@@ -191,7 +187,7 @@ async def carry_out_actions(
     backoff: ParkingBackoff,
     resuming_parked: bool = False,
     correlation_ids: Mapping[UUID, str | None] | None = None,
-    max_in_flight: int = 64,
+    max_in_flight: int = 16,
 ) -> None:
     """Contact each debtor as its action says, at most once as the debtor sees it.
 
@@ -348,16 +344,10 @@ async def carry_out_actions(
             for action_id, (r, message_id, sent_at) in sent.items()
         ]
     )
+    # One line a batch: each message's provider id and attempt are in its delivery row.
+    log.info("messages_sent", count=len(sent), settled_by_callback_first=len(sent) - len(marked))
     for action_id, (r, message_id, sent_at) in sent.items():
         action = r.action
-        log.info(
-            "message_sent",
-            action_id=str(action_id),
-            channel=action.channel,
-            provider=r.adapter.provider,
-            message_id=message_id,
-            attempt=attempt_numbers[action_id],
-        )
         if action_id in marked:
             uow.publish(
                 MessageSent(
@@ -415,7 +405,7 @@ class ActionDelivery:
     unconfirmed_wait: timedelta
     backoff: ParkingBackoff
     # Provider calls of one batch in flight at once (each also waits for its rate limit).
-    max_in_flight: int = 64
+    max_in_flight: int = 16
 
     async def carry_out_batch(
         self,
@@ -502,8 +492,8 @@ async def apply_status_reports(
     uow: Work[Deliveries],
     tenant_served: Callable[[str], bool] = any_tenant,
 ) -> int:
-    """One notification's reports of one provider, claimed and looked up in one statement;
-    returns how many were new (a replayed one changes nothing). `tenant_served`: whose messages
+    """One notification's reports of one provider, claimed and looked up in one statement, the
+    deliveries they settle marked `sent` in one more; returns how many were new (a replayed one changes nothing). `tenant_served`: whose messages
     the reporting account may speak about; a status about another tenant's message (signed
     with one tenant's secret) changes nothing."""
     distinct = list({report.callback_key: report for report in reports}.values())
@@ -516,6 +506,7 @@ async def apply_status_reports(
     # Deliveries settled in action id order, as a batch's locks them (one message's statuses
     # keep their order): no deadlock between a webhook and a batch.
     claimed_reports = sorted(zip(distinct, claims, strict=True), key=lambda pair: pair[0].action_id)
+    settling: list[tuple[StatusReport, Delivery]] = []
     for report, (claimed, delivery) in claimed_reports:
         if not claimed:
             continue
@@ -528,42 +519,53 @@ async def apply_status_reports(
         ):
             log.warning("status_for_unknown_message", message_id=report.message_id)
             continue
-        await _apply_status(report, delivery, uow)
+        settling.append((report, delivery))
+    # The provider took these messages but our attempt has not recorded it yet (its batch is
+    # still sending, or it crashed, or the response was lost): the first status of each settles
+    # the delivery, and no second send happens. One statement for the whole notification.
+    unsettled: dict[UUID, tuple[StatusReport, Delivery]] = {}
+    for report, delivery in settling:
+        if delivery.status in ("sending", "retrying"):
+            unsettled.setdefault(delivery.action_id, (report, delivery))
+    reconciled = (
+        await uow.repo.mark_all_sent(
+            [
+                (delivery.tenant_id, action_id, report.message_id, report.occurred_at)
+                for action_id, (report, delivery) in unsettled.items()
+            ]
+        )
+        if unsettled
+        else set()
+    )
+    if reconciled:
+        log.debug("deliveries_reconciled", count=len(reconciled))
+    for report, delivery in settling:
+        if delivery.action_id in reconciled and unsettled[delivery.action_id][0] is report:
+            uow.publish(
+                MessageSent(
+                    tenant_id=delivery.tenant_id,
+                    debtor_id=delivery.debtor_id,
+                    action_id=delivery.action_id,
+                    channel=Channel(delivery.channel),
+                    provider=report.provider,
+                    provider_message_id=report.message_id,
+                    template=delivery.template,
+                    sent_at=report.occurred_at,
+                )
+            )
+        if report.status is not None:
+            uow.publish(
+                MessageStatusChanged(
+                    tenant_id=delivery.tenant_id,
+                    debtor_id=delivery.debtor_id,
+                    action_id=delivery.action_id,
+                    channel=Channel(delivery.channel),
+                    status=report.status,
+                    occurred_at=report.occurred_at,
+                    detail=None if report.detail is None else report.detail[:DETAIL_LENGTH],
+                )
+            )
     return applied
-
-
-async def _apply_status(report: StatusReport, delivery: Delivery, uow: Work[Deliveries]) -> None:
-    channel = Channel(delivery.channel)
-    if delivery.status in ("sending", "retrying") and await uow.repo.mark_sent(
-        delivery.tenant_id, delivery.action_id, report.message_id, report.occurred_at
-    ):
-        # The provider took the message but our attempt never learnt it (crash, lost response):
-        # the callback settles it, and no second send happens.
-        log.info("delivery_reconciled", action_id=str(delivery.action_id))
-        uow.publish(
-            MessageSent(
-                tenant_id=delivery.tenant_id,
-                debtor_id=delivery.debtor_id,
-                action_id=delivery.action_id,
-                channel=channel,
-                provider=report.provider,
-                provider_message_id=report.message_id,
-                template=delivery.template,
-                sent_at=report.occurred_at,
-            )
-        )
-    if report.status is not None:
-        uow.publish(
-            MessageStatusChanged(
-                tenant_id=delivery.tenant_id,
-                debtor_id=delivery.debtor_id,
-                action_id=delivery.action_id,
-                channel=channel,
-                status=report.status,
-                occurred_at=report.occurred_at,
-                detail=None if report.detail is None else report.detail[:DETAIL_LENGTH],
-            )
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,9 @@ class NotifierSettings(ServiceSettings):
     provider_accounts_file: Path | None = None
 
     provider_timeout_seconds: float = 10.0
+    # Provider requests in flight at once, each on a kept-alive connection of its own
+    # (`adapters.http`). 16 carry WhatsApp's default 80 messages a second at 200 ms a request.
+    provider_max_connections: int = Field(default=16, ge=1)
     # How long one attempt retries 429/5xx with backoff before the consumer takes over.
     provider_retry_seconds: float = 30.0
     # An attempt whose outcome is unknown waits this long for the provider's callback before

@@ -21,14 +21,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from recupero_devstack._util import LocalServer
+from recupero_devstack.providers._callback_http import CallbackConnection, CallbackFailed
 
 _T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
-# Callbacks in flight at once. A task per callback piled thousands of waiters onto the HTTP
-# client's pool when the receiver was slower than the API, and the pool's bookkeeping is
-# quadratic in its waiters: the peer fell to ~14 requests a second, spending ~50 ms of CPU on each.
+# Callbacks in flight at once, each sender on a kept-alive connection (`_callback_http`). A task
+# per callback piled thousands of waiters onto an HTTP client's pool when the receiver was slower
+# than the API, and httpx's pool bookkeeping is quadratic in its waiters: the peer fell to ~14
+# requests a second, spending ~50 ms of CPU on each.
 CALLBACK_SENDERS = 16
 
 Record = dict[str, Any]
@@ -77,7 +79,10 @@ class ProviderPeer(LocalServer):
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # For the handshake's GET; callbacks leave through `_connections`.
         self._client: httpx.AsyncClient | None = None
+        # Kept-alive callback connections, the last one used first.
+        self._connections: asyncio.LifoQueue[CallbackConnection] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._backlog: asyncio.Queue[Coroutine[Any, Any, object]] | None = None
 
@@ -142,15 +147,18 @@ class ProviderPeer(LocalServer):
 
     async def _post_callback(
         self, url: str, *, content: bytes, headers: dict[str, str], record: Record
-    ) -> httpx.Response | None:
-        assert self._client is not None
+    ) -> None:
+        assert self._connections is not None
+        connection = await self._connections.get()
         try:
-            response = await self._client.post(url, content=content, headers=headers)
-        except httpx.HTTPError as exc:
+            response = await connection.post(url, content, headers)
+        except CallbackFailed as exc:
             outcome: Record = {**record, "url": url, "status_code": None, "error": str(exc)}
             with self._lock:
                 self._callbacks.append(outcome)
-            return None
+            return
+        finally:
+            self._connections.put_nowait(connection)
         with self._lock:
             self._callbacks.append(
                 {
@@ -160,7 +168,6 @@ class ProviderPeer(LocalServer):
                     "response": response.text,
                 }
             )
-        return response
 
     def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
         """Callbacks leave after the API answered, as the providers' do, in the order queued,
@@ -248,9 +255,10 @@ class ProviderPeer(LocalServer):
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             self._loop = asyncio.get_running_loop()
-            self._client = httpx.AsyncClient(
-                timeout=10, limits=httpx.Limits(max_connections=CALLBACK_SENDERS)
-            )
+            self._client = httpx.AsyncClient(timeout=10)
+            self._connections = asyncio.LifoQueue()
+            for _ in range(CALLBACK_SENDERS):
+                self._connections.put_nowait(CallbackConnection(timeout=10))
             self._backlog = asyncio.Queue()
             for _ in range(CALLBACK_SENDERS):
                 task = asyncio.create_task(self._send_callbacks())
@@ -265,6 +273,8 @@ class ProviderPeer(LocalServer):
                 while not self._backlog.empty():  # never sent: closed, not left un-awaited
                     self._backlog.get_nowait().close()
                 await self._client.aclose()
+                while not self._connections.empty():
+                    self._connections.get_nowait().close()
                 self._loop = None
 
         return Starlette(routes=[*self._control_routes(), *self.routes()], lifespan=lifespan)

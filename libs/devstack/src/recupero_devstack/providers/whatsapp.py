@@ -164,8 +164,13 @@ class WhatsAppCloudPeer(ProviderPeer):
     def webhook_body(self, value: dict[str, Any], phone_number_id: str | None = None) -> bytes:
         """A webhook notification around one `value`, as Meta nests it, for one business
         number (the first one by default)."""
+        return json.dumps(self._notification(value, phone_number_id)).encode()
+
+    def _notification(
+        self, value: dict[str, Any], phone_number_id: str | None = None
+    ) -> dict[str, Any]:
         number = self.numbers[phone_number_id or self.phone_number_id]
-        payload = {
+        return {
             "object": "whatsapp_business_account",
             "entry": [
                 {
@@ -186,7 +191,6 @@ class WhatsAppCloudPeer(ProviderPeer):
                 }
             ],
         }
-        return json.dumps(payload).encode()
 
     def status_value(
         self, message: Record, status: str, error_code: int | None = None
@@ -213,7 +217,8 @@ class WhatsAppCloudPeer(ProviderPeer):
         if self.webhook_url is None:
             return
         number = self.numbers[phone_number_id or self.phone_number_id]
-        body = self.webhook_body(value, number.phone_number_id)
+        payload = self._notification(value, number.phone_number_id)
+        body = json.dumps(payload).encode()
         await self._post_callback(
             self.webhook_url,
             content=body,
@@ -221,7 +226,7 @@ class WhatsAppCloudPeer(ProviderPeer):
                 "Content-Type": "application/json",
                 "X-Hub-Signature-256": signature(number.app_secret, body),
             },
-            record={"kind": kind, "body": json.loads(body)},
+            record={"kind": kind, "body": payload},
         )
 
     async def send_status(self, wamid: str, status: str, error_code: int | None = None) -> None:

@@ -228,12 +228,6 @@ class NotifierRepository(TemplateQueries, LetterQueries):
         )
         return {row["action_id"]: row["attempts"] for row in rows}
 
-    async def mark_sent(
-        self, tenant_id: str, action_id: UUID, message_id: str, sent_at: datetime
-    ) -> bool:
-        """False when the delivery was already `sent` (its status callback came first)."""
-        return action_id in await self.mark_all_sent([(tenant_id, action_id, message_id, sent_at)])
-
     async def mark_all_sent(self, sent: Sequence[tuple[str, UUID, str, datetime]]) -> set[UUID]:
         """(tenant, action id, provider message id, sent at) each, in one statement; returns the
         action ids marked now (not those already `sent`)."""

@@ -1,0 +1,70 @@
+"""The HTTP transport of the provider calls: kept-alive connections, each its own httpx transport
+with a pool of one, leased by one request at a time.
+
+httpcore's connection pool walks every connection it holds whenever a request enters or a
+response closes (a `poll()` of each idle socket, through anyio's socket attributes, and a count
+of all connections for each idle one): with 16-64 connections that bookkeeping cost more CPU
+than the requests themselves (~15% of a notifier process). A pool of one has nothing to walk.
+A request waits for a free connection at most the client's pool timeout (`httpx.PoolTimeout`,
+as httpx's own pool would raise), and the connection is free again once its response is closed.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+
+
+class LeasedConnections(httpx.AsyncBaseTransport):
+    def __init__(self, connections: int) -> None:
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._transports = [httpx.AsyncHTTPTransport(limits=one) for _ in range(connections)]
+        # The connection used last is used next: it is the one least likely to have gone idle
+        # long enough for the provider to close it.
+        self._free: asyncio.LifoQueue[httpx.AsyncHTTPTransport] = asyncio.LifoQueue()
+        for transport in self._transports:
+            self._free.put_nowait(transport)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        wait = request.extensions.get("timeout", {}).get("pool")
+        try:
+            async with asyncio.timeout(wait):
+                transport = await self._free.get()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("no provider connection free", request=request) from exc
+        try:
+            response = await transport.handle_async_request(request)
+        except BaseException:
+            self._free.put_nowait(transport)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Leased(response.stream, lambda: self._free.put_nowait(transport)),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        for transport in self._transports:
+            await transport.aclose()
+
+
+class _Leased(httpx.AsyncByteStream):
+    """A response's body; closing it gives its connection back."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            if self._release is not None:
+                self._release()
+                self._release = None
