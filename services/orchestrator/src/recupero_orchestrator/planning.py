@@ -10,6 +10,7 @@ moves or drops it, and every decision is recorded with the rule that made it.
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -63,6 +64,7 @@ from recupero_orchestrator.domain.strategies import (
     PlannedAction,
     PlanStatus,
     StrategyDocument,
+    compiled,
     key_prefix,
     plan,
 )
@@ -95,6 +97,9 @@ _RECORD_STATUS = {
     "dropped": ActionStatus.DROPPED,
     "skipped": ActionStatus.SKIPPED,
 }
+# Stored values to members, looked up without calling the enum (planning the day reads millions).
+_KINDS = {kind.value: kind for kind in ActionKind}
+_CHANNELS = {channel.value: channel for channel in ContactChannel}
 
 
 def strategy_of(row: Row) -> StrategyDocument:
@@ -139,27 +144,25 @@ def _promise(row: Row) -> Promise:
 def _record(row: Row) -> ActionRecord | None:
     """The planner's view of a stored action; cancelled ones are as if never proposed, so a
     paused strategy proposes them again when it resumes."""
-    if row["status"] == "cancelled":
+    stored_status = row["status"]
+    if stored_status == "cancelled":
         return None
-    kind = ActionKind(row["kind"])
-    if row["status"] == "fired":
-        status = (
-            ActionStatus.DONE
-            if kind is ActionKind.AGENT_TASK
-            else _DELIVERY_STATUS[row["delivery"]]
-        )
+    kind = _KINDS[row["kind"]]
+    task = kind is ActionKind.AGENT_TASK
+    if stored_status == "fired":
+        status = ActionStatus.DONE if task else _DELIVERY_STATUS[row["delivery"]]
     else:
-        status = _RECORD_STATUS[row["status"]]
+        status = _RECORD_STATUS[stored_status]
     return ActionRecord(
-        key=row["action_key"],
-        kind=kind,
-        status=status,
-        planned_for=row["due_at"],
-        step_id=row["step_id"],
-        round=row["round"],
-        attempt=row["attempt"],
-        channel=None if kind is ActionKind.AGENT_TASK else ContactChannel(row["channel"]),
-        happened_at=row["happened_at"],
+        row["action_key"],
+        kind,
+        status,
+        row["due_at"],
+        row["step_id"],
+        row["round"],
+        row["attempt"],
+        None if task else _CHANNELS[row["channel"]],
+        row["happened_at"],
     )
 
 
@@ -213,56 +216,73 @@ def parse_contacts(cases: Iterable[Row]) -> None:
 
 
 def _country_and_zone(contact: ContactDetails | Row) -> tuple[str, str]:
-    """Of a case's contact, parsed (`parse_contacts`) or as stored (planning the day reads no
-    more of it, and does not pay for a model per debtor)."""
-    if isinstance(contact, ContactDetails):
-        return contact.country, contact.time_zone
-    return contact["country"], contact["time_zone"]
+    """Of a case's contact, as stored (planning the day reads no more of it, and does not pay for
+    a model per debtor) or parsed (`parse_contacts`)."""
+    if isinstance(contact, dict):
+        return contact["country"], contact["time_zone"]
+    return contact.country, contact.time_zone
 
 
-def state_from_facts(case: Row, facts: dict[str, Any]) -> DebtorState:
+def state_from_facts(
+    case: Row, facts: dict[str, Any], records: tuple[ActionRecord, ...] = ()
+) -> DebtorState:
     """What `debtor_state` reads query by query, from rows read for a whole batch of debtors
-    (one query per table, grouped by debtor: `adapters.batches.debtor_facts`); no records."""
+    (one query per table, grouped by debtor: `adapters.batches.debtor_facts`), with the
+    `records` given (the caller picks them: they depend on the strategy's key prefix)."""
     key = (case["tenant_id"], case["debtor_id"])
     _, time_zone = _country_and_zone(case["contact"])
     entered = case["segment_entered_at"]
-    payments = facts["payments"].get(key, [])
-    promises = [
-        row
-        for row in facts["promises"].get(key, [])
-        if row["status"] == "pending" or row["registered_at"] >= entered
-    ]
-    promised_currencies = {row["currency"] for row in facts["promises"].get(key, [])}
-    return DebtorState(
-        tenant_id=case["tenant_id"],
-        debtor_id=case["debtor_id"],
-        segment=case["segment"],
-        entered_segment_at=entered,
-        time_zone=time_zone,
-        oldest_due_on=case["oldest_due_on"],
-        days_past_due=case["days_past_due"],
-        balance=balance_from_facts(case, facts),
-        promises=tuple(_promise(row) for row in promises),
-        payments=tuple(
+    promises: tuple[Promise, ...] = ()
+    payments: tuple[ReceivedPayment, ...] = ()
+    promise_rows = facts["promises"].get(key)
+    if promise_rows:  # most debtors have none: nothing to build
+        promises = tuple(
+            _promise(row)
+            for row in promise_rows
+            if row["status"] == "pending" or row["registered_at"] >= entered
+        )
+        promised_currencies = {row["currency"] for row in promise_rows}
+        payments = tuple(
             ReceivedPayment(
                 Money(amount_minor=p["amount_minor"], currency=p["currency"]), p["received_at"]
             )
-            for p in payments
+            for p in facts["payments"].get(key, ())
             if p["currency"] in promised_currencies
-        ),
-        replied_at=case["replied_at"],
+        )
+    return DebtorState(
+        case["tenant_id"],
+        case["debtor_id"],
+        case["segment"],
+        entered,
+        time_zone,
+        case["oldest_due_on"],
+        case["days_past_due"],
+        balance_from_facts(case, facts),
+        records,
+        promises,
+        payments,
+        case["replied_at"],
     )
 
 
 def balance_from_facts(case: Row, facts: dict[str, Any]) -> Money:
     """What `balance_of` reads, from the batch's payments."""
-    paid = [
-        (payment["amount_minor"], payment["received_at"])
-        for payment in facts["payments"].get((case["tenant_id"], case["debtor_id"]), [])
-        if payment["currency"] == case["currency"]
-    ]
-    amount = outstanding(case["snapshot_balance_minor"], case["snapshot_as_of"], paid)
+    payments = facts["payments"].get((case["tenant_id"], case["debtor_id"]))
+    amount = case["snapshot_balance_minor"]
+    if payments:
+        paid = [
+            (payment["amount_minor"], payment["received_at"])
+            for payment in payments
+            if payment["currency"] == case["currency"]
+        ]
+        amount = outstanding(amount, case["snapshot_as_of"], paid)
     return Money(amount_minor=amount, currency=case["currency"])
+
+
+@lru_cache(maxsize=1024)
+def _unrestricted_context(country: str, time_zone: str) -> DebtorContactContext:
+    # Most debtors have no opt-out, authorisation or hold: they share one context a zone.
+    return DebtorContactContext(country=country, time_zone=time_zone)
 
 
 def contact_context_from_facts(
@@ -270,29 +290,27 @@ def contact_context_from_facts(
 ) -> tuple[DebtorContactContext, tuple[ContactRecord, ...]]:
     key = (case["tenant_id"], case["debtor_id"])
     country, time_zone = _country_and_zone(case["contact"])
+    opt_outs = facts["opt_outs"].get(key)
     authorised = facts["authorised"].get(key)
-    context = DebtorContactContext(
-        country=country,
-        time_zone=time_zone,
-        opted_out_channels=frozenset(
-            ContactChannel(r["channel"]) for r in facts["opt_outs"].get(key, [])
-        ),
-        authorised_channels=(
-            None if not authorised else frozenset(ContactChannel(r["channel"]) for r in authorised)
-        ),
-        holds=tuple(
-            Hold(HoldKind(r["kind"]), r["since"], r["until"]) for r in facts["holds"].get(key, [])
-        ),
-    )
-    history = tuple(
-        sorted(
-            (
-                ContactRecord(r["contacted_at"], ContactChannel(r["channel"]), r["conversation"])
-                for r in facts["contacts"].get(key, [])
+    holds = facts["holds"].get(key)
+    if opt_outs or authorised or holds:
+        context = DebtorContactContext(
+            country=country,
+            time_zone=time_zone,
+            opted_out_channels=frozenset(_CHANNELS[r["channel"]] for r in opt_outs or ()),
+            authorised_channels=(
+                None if not authorised else frozenset(_CHANNELS[r["channel"]] for r in authorised)
             ),
-            key=lambda record: (record.at, record.channel.value),
+            holds=tuple(Hold(HoldKind(r["kind"]), r["since"], r["until"]) for r in holds or ()),
         )
+    else:
+        context = _unrestricted_context(country, time_zone)
+    history = tuple(
+        ContactRecord(r["contacted_at"], _CHANNELS[r["channel"]], r["conversation"])
+        for r in facts["contacts"].get(key, ())
     )
+    if len(history) > 1:
+        history = tuple(sorted(history, key=lambda record: (record.at, record.channel.value)))
     return context, history
 
 
@@ -301,7 +319,8 @@ def _step_channel(strategy: StrategyDocument, action: PlannedAction) -> ContactC
         return action.channel
     if action.kind is ActionKind.AGENT_TASK:
         return PLANNER_TASK_CHANNEL
-    return next(step.channel for step in strategy.steps if step.step_id == action.step_id)
+    assert action.step_id is not None  # the planner names the step of every step's action
+    return compiled(strategy).channels[action.step_id]
 
 
 async def replan(uow: Uow, tenant_id: str, debtor_id: str, now: datetime) -> Plan | None:
@@ -449,6 +468,10 @@ class ContactPolicies:
             self._policies[key] = await contact_policy_for(self._uow, tenant_id, country)
         return self._policies[key]
 
+    def known_policy(self, tenant_id: str, country: str) -> ContactPolicy | None:
+        """The policy if read already: no coroutine to await for each debtor of a batch."""
+        return self._policies.get((tenant_id, country))
+
     def decide(
         self,
         policy: ContactPolicy,
@@ -458,7 +481,9 @@ class ContactPolicies:
     ) -> Decision:
         # What `decide` depends on: the requested instant (not the planned one, when that has
         # passed), and only the contacts that still count then.
-        relevant = relevant_history(action, context, history, self._now, policy=policy)
+        relevant = (
+            relevant_history(action, context, history, self._now, policy=policy) if history else ()
+        )
         requested = max(action.at, self._now)
         key = (id(policy), action.channel, requested, action.expires_at, context, relevant)
         decision = self._decisions.get(key)

@@ -747,21 +747,26 @@ def relevant_history(
     the requested instant that still count towards a cap on its channel, or still hold a spacing
     gap, at that instant (slots are only searched later). `decide` answers the same on them as on
     the whole history, so debtors whose old contacts differ can share one decision."""
+    if not history:
+        return ()
     requested = max(action.at, now).astimezone(UTC)
     zone = ZoneInfo(debtor.time_zone)
     caps = [cap for cap in policy.frequency_caps if action.channel in cap.scope()]
     spacings = [rule for rule in policy.spacing_rules if action.channel in rule.scope()]
 
     def counts(record: ContactRecord) -> bool:
-        return any(
-            record.channel in cap.scope() and _expiry(cap, zone, record.at) > requested
-            for cap in caps
-        ) or any(
-            record.channel in rule.scope()
-            and (rule.after == "contact" or record.conversation)
-            and record.at.astimezone(UTC) + timedelta(hours=rule.min_gap_hours) > requested
-            for rule in spacings
-        )
+        # Loops rather than any() over generators: planning the day asks this a million times.
+        for cap in caps:
+            if record.channel in cap.scope() and _expiry(cap, zone, record.at) > requested:
+                return True
+        for rule in spacings:
+            if (
+                record.channel in rule.scope()
+                and (rule.after == "contact" or record.conversation)
+                and record.at.astimezone(UTC) + timedelta(hours=rule.min_gap_hours) > requested
+            ):
+                return True
+        return False
 
     return tuple(
         record for record in history if record.at.astimezone(UTC) <= requested and counts(record)

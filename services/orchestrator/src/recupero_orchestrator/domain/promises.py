@@ -102,7 +102,9 @@ def evaluate_promise(
 
 def latest_promise(promises: Sequence[Promise]) -> Promise | None:
     """A new promise replaces the one before it (the debtor renegotiated)."""
-    return max(promises, key=lambda promise: promise.registered_at, default=None)
+    if not promises:
+        return None
+    return max(promises, key=lambda promise: promise.registered_at)
 
 
 def _amount(money: Money) -> str:

@@ -399,8 +399,13 @@ class ActionStatus(StrEnum):
 
 _REACHED = frozenset({ActionStatus.SENT, ActionStatus.DELIVERED, ActionStatus.READ})
 
+# The planner's values below are treated as immutable (nothing assigns to their fields; a change
+# is a new value, as `dataclasses.replace` makes) and hash by value, but are not `frozen`: a
+# frozen dataclass sets each field through `object.__setattr__`, which made building them four
+# times as costly, and planning the day builds several for each of a million debtors.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, unsafe_hash=True)
 class ActionRecord:
     """What became of an action the planner proposed (stored by the service under `key`)."""
 
@@ -416,7 +421,7 @@ class ActionRecord:
     happened_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DebtorState:
     """Everything the planner needs about one debtor in the strategy's segment."""
 
@@ -441,7 +446,7 @@ class PlanStatus(StrEnum):
     FINISHED = "finished"  # balance settled, an end condition met, or no step left
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PlannedAction:
     key: str
     kind: ActionKind
@@ -455,7 +460,7 @@ class PlannedAction:
     expires_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Plan:
     """The planner's answer. Actions still pending from earlier plans whose key is not proposed
     again should be cancelled when the status is not ACTIVE."""
@@ -474,13 +479,77 @@ def next_actions(
 
 def key_prefix(strategy: StrategyDocument, state: DebtorState) -> str:
     """Keys are per strategy version and per segment entry: a new entry starts a clean slate."""
-    return _key_prefix(strategy.reference, state.entered_segment_at)
+    return entry_key_prefix(strategy, state.entered_segment_at)
 
 
-@lru_cache(maxsize=1024)
-def _key_prefix(reference: str, entered: datetime) -> str:
-    # Asked for several times per debtor when a whole portfolio is planned.
-    return f"{reference}/{entered.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+def entry_key_prefix(strategy: StrategyDocument, entered_segment_at: datetime) -> str:
+    """`key_prefix` of a debtor who entered the segment at `entered_segment_at`."""
+    reference = compiled(strategy).reference
+    # Asked for twice in a row for each debtor when a whole portfolio is planned (by the caller,
+    # then by `plan`); entries differ from debtor to debtor, so only the last one is kept.
+    last = _LAST_PREFIX[0]
+    if last[0] == reference and last[1] == entered_segment_at:
+        return last[2]
+    at = entered_segment_at.astimezone(UTC)
+    # %-formatting costs half of strftime's %Y%m%dT%H%M%SZ (or of f-string specifiers), for
+    # the same text.
+    prefix = "%s/%04d%02d%02dT%02d%02d%02dZ" % (  # noqa: UP031
+        reference,
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+    )
+    # One assignment of a whole tuple: a reader sees an old entry or a new one, never a mix.
+    _LAST_PREFIX[0] = (reference, entered_segment_at, prefix)
+    return prefix
+
+
+_LAST_PREFIX: list[tuple[str, datetime | None, str]] = [("", None, "")]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStrategy:
+    """What planning reads of a strategy document, worked out once per document rather than
+    once per debtor (planning the day asks for it a million times)."""
+
+    reference: str
+    # The index of the step a repeat round starts from.
+    repeat_from: int | None
+    # Per step: where it stands in the document, as reasons name it.
+    places: tuple[str, ...]
+    # Per step: the reason its first round's contact is proposed for.
+    contact_reasons: tuple[str, ...]
+    # Each step's first channel, by step id.
+    channels: Mapping[str, ContactChannel]
+
+
+# Documents by identity; an entry holds its document, so an id is not reused while listed.
+_COMPILED: dict[int, tuple[StrategyDocument, CompiledStrategy]] = {}
+_COMPILED_LIMIT = 256
+
+
+def compiled(strategy: StrategyDocument) -> CompiledStrategy:
+    entry = _COMPILED.get(id(strategy))
+    if entry is not None and entry[0] is strategy:
+        return entry[1]
+    ids = [step.step_id for step in strategy.steps]
+    result = CompiledStrategy(
+        reference=strategy.reference,
+        repeat_from=ids.index(strategy.repeat.from_step) if strategy.repeat else None,
+        places=tuple(f"steps[{index}] {step_id!r}" for index, step_id in enumerate(ids)),
+        contact_reasons=tuple(
+            f"steps[{index}] {step.step_id!r} on {step.channel.value}"
+            for index, step in enumerate(strategy.steps)
+        ),
+        channels={step.step_id: step.channel for step in strategy.steps},
+    )
+    if len(_COMPILED) >= _COMPILED_LIMIT:
+        _COMPILED.clear()
+    _COMPILED[id(strategy)] = (strategy, result)
+    return result
 
 
 def plan(strategy: StrategyDocument, state: DebtorState, now: datetime) -> Plan:
@@ -488,12 +557,11 @@ def plan(strategy: StrategyDocument, state: DebtorState, now: datetime) -> Plan:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     prefix = key_prefix(strategy, state)
-    known = {record.key for record in state.records}
     reactions = strategy.reactions
 
     def task(name: str, template: str, reason: str) -> tuple[PlannedAction, ...]:
         key = f"{prefix}/task/{name}"
-        if key in known:
+        if any(record.key == key for record in state.records):
             return ()
         return (PlannedAction(key, ActionKind.AGENT_TASK, now, reason, template),)
 
@@ -582,11 +650,8 @@ def _next_step_actions(
         if record.step_id is not None and record.kind is not ActionKind.AGENT_TASK:
             attempts.setdefault((record.round, record.step_id), []).append(record)
 
-    repeat_from = (
-        [step.step_id for step in strategy.steps].index(strategy.repeat.from_step)
-        if strategy.repeat
-        else None
-    )
+    shape = compiled(strategy)
+    repeat_from = shape.repeat_from
     previous_at: datetime | None = None
     round_started_at: datetime | None = None
     round_number = 0
@@ -594,15 +659,21 @@ def _next_step_actions(
         first_index = 0 if round_number == 0 else (repeat_from or 0)
         for index in range(first_index, len(strategy.steps)):
             step = strategy.steps[index]
-            tried = sorted(attempts.get((round_number, step.step_id), []), key=lambda r: r.attempt)
+            tried = attempts.get((round_number, step.step_id))
             starts_round = round_number > 0 and index == first_index
-            if not tried:
+            if tried is None:
                 if starts_round:
                     assert strategy.repeat is not None and round_started_at is not None
                     due = _at_local(round_started_at, strategy.repeat.every_days, step, zone)
                 else:
                     due = _due(step, state, previous_at, zone)
-                return [_step_action(strategy, state, step, index, round_number, due, now, prefix)]
+                return [
+                    _step_action(
+                        strategy, shape, state, step, index, round_number, due, now, prefix
+                    )
+                ]
+            if len(tried) > 1:
+                tried.sort(key=lambda record: record.attempt)
             last = tried[-1]
             if last.status is ActionStatus.PLANNED:
                 return []
@@ -639,6 +710,7 @@ def _at_local(since: datetime, days: int, step: Step, zone: ZoneInfo) -> datetim
 
 def _step_action(
     strategy: StrategyDocument,
+    shape: CompiledStrategy,
     state: DebtorState,
     step: Step,
     index: int,
@@ -648,7 +720,7 @@ def _step_action(
     prefix: str,
 ) -> PlannedAction:
     key = f"{prefix}/{step.step_id}/{round_number}/0"
-    where = f"steps[{index}] {step.step_id!r}" + (f", round {round_number}" if round_number else "")
+    where = shape.places[index] + (f", round {round_number}" if round_number else "")
     expires_at = None
     if step.timing.anchor is TimingAnchor.DUE_DATE and step.timing.days < 0:
         # A reminder before the due date is pointless once the date has come.
@@ -672,7 +744,7 @@ def _step_action(
         key,
         ActionKind.CONTACT,
         due,
-        f"{where} on {step.channel.value}",
+        f"{where} on {step.channel.value}" if round_number else shape.contact_reasons[index],
         step.template,
         step.step_id,
         round_number,
@@ -751,5 +823,7 @@ def _channel_name(record: ActionRecord) -> str:
     return record.channel.value if record.channel else "the previous channel"
 
 
+@lru_cache(maxsize=4096)
 def _wall_instant(day: date, wall_time: time, zone: ZoneInfo) -> datetime:
+    # Cached: a portfolio's steps fall on a few days at a few local times in a few zones.
     return datetime.combine(day, wall_time, tzinfo=zone).astimezone(UTC)
