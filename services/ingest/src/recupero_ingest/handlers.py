@@ -151,25 +151,10 @@ def _daily_rate(policy: dict[str, Any]) -> Decimal | None:
     return Decimal(policy["daily_rate"]) if policy.get("kind") == "simple_daily" else None
 
 
-async def _consolidate(
-    uow: Work[IngestRepository],
-    *,
-    import_id: UUID,
-    tenant_id: str,
-    as_of: datetime,
-    mode: str,
-    rows_total: int,
-    correlation_id: str | None,
+async def _finish(
+    uow: Work[IngestRepository], import_id: UUID, report: dict[str, Any], rows_total: int
 ) -> dict[str, Any]:
-    report = await uow.repo.consolidate(
-        import_id=import_id,
-        tenant_id=tenant_id,
-        as_of=as_of,
-        full_snapshot=mode == "full",
-        daily_rate=_daily_rate(await uow.repo.interest_policy(tenant_id)),
-        source=uow.source,
-        correlation_id=correlation_id,
-    )
+    """Completes the import with its consolidation's report and the rows it read."""
     report["rows_total"] = rows_total
     report["rows_accepted"] = rows_total - report["rows_rejected"]
     await uow.repo.finish_import(import_id, **report)
@@ -177,12 +162,14 @@ async def _consolidate(
 
 
 async def _repeat_of_last_import(
-    job: dict[str, Any], uow: Work[IngestRepository]
+    job: dict[str, Any], uow: Work[IngestRepository], daily_rate: Decimal | None
 ) -> dict[str, Any] | None:
     """The same file as the last import applied, with no interest accruing: every debtor is
     unchanged, and the report (rejections included) is the one that import made."""
+    if daily_rate is not None:
+        return None
     last = await uow.repo.last_applied_if_same_file(job)
-    if last is None or _daily_rate(await uow.repo.interest_policy(job["tenant_id"])) is not None:
+    if last is None:
         return None
     report: dict[str, Any] = {
         "rows_total": last["rows_total"],
@@ -232,11 +219,11 @@ async def run_import(
     A rerun of a job keeps its split and skips the partitions that committed."""
     import_id, tenant_id = job["import_id"], job["tenant_id"]
     async with transactions() as uow:
-        if (report := await _repeat_of_last_import(job, uow)) is not None:
+        daily_rate = _daily_rate(await uow.repo.interest_policy(tenant_id))
+        if (report := await _repeat_of_last_import(job, uow, daily_rate)) is not None:
             await uow.commit()
             return report
         profile, _ = await resolve_profile(uow.repo, tenant_id, job["profile_name"], shipped)
-        daily_rate = _daily_rate(await uow.repo.interest_policy(tenant_id))
         committed = await uow.repo.committed_partitions(import_id)
     if committed:
         partitions = committed[0]["partitions"]
@@ -290,10 +277,8 @@ async def run_import(
                 group.create_task(consolidate(partition, work))
 
     async with transactions() as uow:
-        report = sum_partition_reports(await uow.repo.committed_partitions(import_id))
-        report["rows_total"] = rows_total
-        report["rows_accepted"] = rows_total - report["rows_rejected"]
-        await uow.repo.finish_import(import_id, **report)
+        parts = await uow.repo.committed_partitions(import_id)
+        report = await _finish(uow, import_id, sum_partition_reports(parts), rows_total)
         await uow.commit()
     return report
 
@@ -322,13 +307,13 @@ async def import_records(
     )
     await uow.repo.prepare_staging()
     await uow.repo.copy_staged(batch.rows[0], batch.rejections)
-    report = await _consolidate(
-        uow,
+    consolidated = await uow.repo.consolidate(
         import_id=import_id,
         tenant_id=command.tenant_id,
         as_of=command.as_of,
-        mode=command.mode,
-        rows_total=len(command.records),
+        full_snapshot=command.mode == "full",
+        daily_rate=_daily_rate(await uow.repo.interest_policy(command.tenant_id)),
+        source=uow.source,
         correlation_id=correlation_id or str(import_id),
     )
-    return import_id, report
+    return import_id, await _finish(uow, import_id, consolidated, len(command.records))

@@ -493,9 +493,9 @@ async def apply_status_reports(
     tenant_served: Callable[[str], bool] = any_tenant,
 ) -> int:
     """One notification's reports of one provider, claimed and looked up in one statement, the
-    deliveries they settle marked `sent` in one more; returns how many were new (a replayed one changes nothing). `tenant_served`: whose messages
-    the reporting account may speak about; a status about another tenant's message (signed
-    with one tenant's secret) changes nothing."""
+    deliveries they settle marked `sent` in one more; returns how many were new (a replayed one
+    changes nothing). `tenant_served`: whose messages the reporting account may speak about; a
+    status about another tenant's message (signed with one tenant's secret) changes nothing."""
     distinct = list({report.callback_key: report for report in reports}.values())
     if not distinct:
         return 0

@@ -356,9 +356,7 @@ async def plan_debtor(
                 if contact_context is None:
                     contact_context = planning.contact_context_from_facts(case, facts)
                 context, history = contact_context
-                policy = policies.known_policy(tenant_id, context.country) or (
-                    await policies.policy(tenant_id, context.country)
-                )
+                policy = await policies.policy(tenant_id, context.country)
                 decision = policies.decide(
                     policy,
                     ProposedAction(channel, action.due_at, action.expires_at),

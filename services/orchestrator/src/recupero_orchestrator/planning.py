@@ -468,10 +468,6 @@ class ContactPolicies:
             self._policies[key] = await contact_policy_for(self._uow, tenant_id, country)
         return self._policies[key]
 
-    def known_policy(self, tenant_id: str, country: str) -> ContactPolicy | None:
-        """The policy if read already: no coroutine to await for each debtor of a batch."""
-        return self._policies.get((tenant_id, country))
-
     def decide(
         self,
         policy: ContactPolicy,
@@ -481,9 +477,7 @@ class ContactPolicies:
     ) -> Decision:
         # What `decide` depends on: the requested instant (not the planned one, when that has
         # passed), and only the contacts that still count then.
-        relevant = (
-            relevant_history(action, context, history, self._now, policy=policy) if history else ()
-        )
+        relevant = relevant_history(action, context, history, self._now, policy=policy)
         requested = max(action.at, self._now)
         key = (id(policy), action.channel, requested, action.expires_at, context, relevant)
         decision = self._decisions.get(key)
