@@ -29,16 +29,18 @@ from typing import Any
 import httpx
 
 from recupero_cli.money import format_money
+from recupero_devstack.layout import stack_layout
 from recupero_devstack.sample import afternoon_zone
 
 ROOT = Path(__file__).resolve().parents[2]
+LAYOUT = stack_layout(ROOT)
 PORTFOLIO = ROOT / "deploy" / "demo" / "portfolio.csv"
-KEY = ROOT / "var" / "demo-tenant.key"
-PORTAL, INGEST, PAYMENTS = "http://127.0.0.1:8000", "http://127.0.0.1:8001", "http://127.0.0.1:8005"
-ORCHESTRATOR = "http://127.0.0.1:8003"
-SMTP_API = "http://127.0.0.1:8025"
-NOTIFIER = "http://127.0.0.1:8004"
-WHATSAPP_PEER, TWILIO_PEER = "http://127.0.0.1:8031", "http://127.0.0.1:8032"
+KEY = LAYOUT.key
+PORTAL, INGEST, PAYMENTS = LAYOUT.url("portal-api"), LAYOUT.url("ingest"), LAYOUT.url("payments")
+ORCHESTRATOR = LAYOUT.url("orchestrator")
+SMTP_API = LAYOUT.url("smtp-http")
+NOTIFIER = LAYOUT.url("notifier")
+WHATSAPP_PEER, TWILIO_PEER = LAYOUT.url("whatsapp"), LAYOUT.url("twilio")
 PAID_DEBTORS = ("D000001", "D000002", "D000003")
 # The call goes last: the demo's callees press 1, a promise to pay, which pauses the strategy.
 CHANNELS = ("whatsapp", "sms", "email", "letter", "ivr")
@@ -67,7 +69,7 @@ def wait_for(what: str, done: Callable[[], bool], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}; see var/log/stack.log")
+            sys.exit(f"timed out waiting for {what}; see {LAYOUT.shown(LAYOUT.log)}")
         time.sleep(1)
 
 
@@ -175,10 +177,11 @@ def main() -> None:
     print()
     print("Where to look next:")
     print(f"  API docs      {PORTAL}/docs (portal), {INGEST}/docs (ingest), {PAYMENTS}/docs")
-    print(f"  API key       {KEY.read_text().strip()}  (tenant demo-bank; kept in var/)")
+    key = KEY.read_text().strip()
+    print(f"  API key       {key}  (tenant demo-bank; kept in {LAYOUT.shown(KEY)})")
     print(f"  one debtor    curl -H 'Authorization: Bearer <key>' {PORTAL}/v1/debtors/D000001")
-    print(f"  emails        {SMTP_API}/messages (files in var/mail/)")
-    print("  logs          var/log/stack.log;  `make status`, `make down`")
+    print(f"  emails        {SMTP_API}/messages (files in {LAYOUT.shown(LAYOUT.var / 'mail')}/)")
+    print(f"  logs          {LAYOUT.shown(LAYOUT.log)};  `make status`, `make down`")
 
 
 def _showcase_records(run: str) -> list[dict[str, Any]]:

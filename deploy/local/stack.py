@@ -7,6 +7,8 @@ services under honcho.
 output goes to `var/log/stack.log`, prefixed with its name), creates the database, and waits until
 every service answers `/readyz`. Give `DATABASE_URL` to use an existing PostgreSQL instead of a
 local one. The demo tenant's API key is created once and kept in `var/demo-tenant.key`.
+`RECUPERO_STACK_DIR` and `RECUPERO_STACK_PORT_OFFSET` put a second stack beside the first
+(`recupero_devstack.layout`).
 """
 
 import functools
@@ -23,21 +25,21 @@ from pathlib import Path
 import httpx
 
 from recupero_devstack._util import port_open
+from recupero_devstack.layout import SERVICES, stack_layout
 from recupero_devstack.postgres import PostgresServer
 from recupero_runtime.auth import hash_api_key, new_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
-VAR = ROOT / "var"
-LOG = VAR / "log" / "stack.log"
+LAYOUT = stack_layout(ROOT)
+VAR, LOG, KEY = LAYOUT.var, LAYOUT.log, LAYOUT.key
 PID = VAR / "stack.pid"
-KEY = VAR / "demo-tenant.key"
 DEMO_TENANT = "demo-bank"
 
-KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
-POSTGRES_PORT = 5432
-SMTP_PORT, SMTP_HTTP_PORT = 2525, 8025
-WHATSAPP_PORT, TWILIO_PORT = 8031, 8032
-NOTIFIER_URL = "http://127.0.0.1:8004"
+KAFKA_PORT, KAFKA_CONTROLLER_PORT = LAYOUT.port("kafka"), LAYOUT.port("kafka-controller")
+POSTGRES_PORT = LAYOUT.port("postgres")
+SMTP_PORT, SMTP_HTTP_PORT = LAYOUT.port("smtp"), LAYOUT.port("smtp-http")
+WHATSAPP_PORT, TWILIO_PORT = LAYOUT.port("whatsapp"), LAYOUT.port("twilio")
+NOTIFIER_URL = LAYOUT.url("notifier")
 # Credentials the local provider peers and the notifier share; meaningless anywhere else.
 WHATSAPP = {
     "access_token": "dev-whatsapp-token",
@@ -50,14 +52,7 @@ TWILIO = {
     "auth_token": "dev-twilio-auth-token",
     "phone_number": "+15005550006",
 }
-SERVICES = {
-    "portal-api": 8000,
-    "ingest": 8001,
-    "segmenter": 8002,
-    "orchestrator": 8003,
-    "notifier": 8004,
-    "payments": 8005,
-}
+SERVICE_PORTS = {service: LAYOUT.port(service) for service in SERVICES}
 
 
 def _database_url() -> str | None:
@@ -78,9 +73,10 @@ def _procfile(local_postgres: bool) -> str:
     python = shlex.quote(sys.executable)
     lines = [
         f"kafka: {python} -m recupero_devstack kafka --port {KAFKA_PORT} "
-        f"--controller-port {KAFKA_CONTROLLER_PORT} --data var/kafka --cache .cache",
+        f"--controller-port {KAFKA_CONTROLLER_PORT} --data {shlex.quote(str(VAR / 'kafka'))} "
+        "--cache .cache",
         f"smtp: {python} -m recupero_devstack smtp --port {SMTP_PORT} "
-        f"--http-port {SMTP_HTTP_PORT} --mailbox var/mail",
+        f"--http-port {SMTP_HTTP_PORT} --mailbox {shlex.quote(str(VAR / 'mail'))}",
         f"whatsapp: {python} -m recupero_devstack whatsapp --port {WHATSAPP_PORT} "
         f"--access-token {WHATSAPP['access_token']} --app-secret {WHATSAPP['app_secret']} "
         f"--verify-token {WHATSAPP['verify_token']} "
@@ -95,9 +91,9 @@ def _procfile(local_postgres: bool) -> str:
     if local_postgres:
         lines.append(
             f"postgres: {python} -m recupero_devstack postgres --port {POSTGRES_PORT} "
-            "--data var/postgres"
+            f"--data {shlex.quote(str(VAR / 'postgres'))}"
         )
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         module = "recupero_" + service.replace("-", "_")
         lines.append(f"{service}: env RECUPERO_HTTP_PORT={port} {python} -m {module}")
     return "\n".join(lines) + "\n"
@@ -134,7 +130,7 @@ def up() -> None:
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     database_url = _database_url()
     local_postgres = database_url is None
-    ports = (KAFKA_PORT, SMTP_PORT, WHATSAPP_PORT, TWILIO_PORT, *SERVICES.values())
+    ports = (KAFKA_PORT, SMTP_PORT, WHATSAPP_PORT, TWILIO_PORT, *SERVICE_PORTS.values())
     busy = [port for port in ports if port_open(port)]
     if local_postgres and port_open(POSTGRES_PORT):
         busy.append(POSTGRES_PORT)
@@ -170,7 +166,16 @@ def up() -> None:
     )
     with LOG.open("ab") as log:
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "-f", "var/Procfile", "-e", "var/stack.env", "start"],
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "-f",
+                str(VAR / "Procfile"),
+                "-e",
+                str(VAR / "stack.env"),
+                "start",
+            ],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -182,9 +187,9 @@ def up() -> None:
         server = PostgresServer(VAR / "postgres", POSTGRES_PORT)
         _wait("postgres", lambda: port_open(POSTGRES_PORT), honcho)
         _retry(lambda: server.ensure_database("recupero"))
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         _wait(service, functools.partial(_is_ready, service, port), honcho)
-    print(f"stack up; logs: {LOG.relative_to(ROOT)}")
+    print(f"stack up; logs: {LAYOUT.shown(LOG)}")
     print(f"demo tenant '{DEMO_TENANT}' API key: {key}")
 
 
@@ -235,9 +240,9 @@ def status() -> None:
     print(f"smtp 127.0.0.1:{SMTP_PORT}: {'up' if port_open(SMTP_PORT) else 'down'}")
     for peer, port in (("whatsapp", WHATSAPP_PORT), ("twilio", TWILIO_PORT)):
         print(f"{peer} peer http://127.0.0.1:{port}: {'up' if port_open(port) else 'down'}")
-    for service, port in SERVICES.items():
+    for service, port in SERVICE_PORTS.items():
         print(f"{service} http://127.0.0.1:{port}: {_ready(service, port)}")
-    print(f"logs: {LOG.relative_to(ROOT)}")
+    print(f"logs: {LAYOUT.shown(LOG)}")
 
 
 def main() -> None:
