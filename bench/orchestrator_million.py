@@ -501,10 +501,12 @@ async def main() -> None:
                     per_second=30,
                 )
             )
+            # The batch is what is still pending at `fire_at` (no other action is due then). Not
+            # `action_id = ANY(batch)`: PostgreSQL compared each pending row with the whole
+            # batch, and this poll alone took more CPU than firing's statements.
             while await connection.fetchval(
                 "SELECT count(*) FROM orchestrator.scheduled_actions"
-                " WHERE action_id = ANY($1) AND status = 'pending' AND due_at = $2",
-                batch,
+                " WHERE status = 'pending' AND due_at = $1",
                 fire_at,
             ) or await connection.fetchval(
                 "SELECT count(*) FROM orchestrator.outbox WHERE topic = 'action-due'"

@@ -7,7 +7,6 @@ import json
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from uuid import uuid4
 
 import asyncpg
 import structlog
@@ -175,7 +174,14 @@ def events_of(
         return
     for line in value.split(b"\n"):
         batched_id, batched_debtor_id, payload = line.split(b"\t", 2)
-        yield batched_id.decode(), json.loads(batched_debtor_id), payload
+        # A JSON string with no escape is its text between the quotes: the JSON decoder, called
+        # per event, was most of the cost of unpacking a batch row.
+        debtor_id = (
+            batched_debtor_id[1:-1].decode()
+            if b"\\" not in batched_debtor_id
+            else json.loads(batched_debtor_id)
+        )
+        yield batched_id.decode(), debtor_id, payload
 
 
 def insert_event_batches(
@@ -249,11 +255,13 @@ async def insert_payload_batches(
     for (tenant_id, kind), group in groups.items():
         rows = (
             text(
-                "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:debtor_ids AS text[]),"
-                " CAST(:payloads AS text[])) AS events(event_id, debtor_id, payload)"
+                # Each event's id drawn by PostgreSQL: not a `uuid4()` each in Python, then
+                # checked again element by element as an array parameter.
+                "SELECT gen_random_uuid() AS event_id, debtor_id, payload"
+                " FROM unnest(CAST(:debtor_ids AS text[]), CAST(:payloads AS text[]))"
+                " AS events(debtor_id, payload)"
             )
             .bindparams(
-                event_ids=[str(uuid4()) for _ in group],
                 debtor_ids=[event.debtor_id for event in group],
                 payloads=[event.model_dump_json() for event in group],
             )

@@ -127,7 +127,8 @@ async def plan_day(
     Each run's debtors are split into `parts` disjoint key ranges, planned by `processes`
     processes at once (this one and more started for the run). Each chunk commits on its own,
     with its part's cursor; its cases stay locked until then, so a payment for one of them waits
-    for the chunk. Returns what the runs planned (an interrupted run's earlier chunks included)."""
+    for the chunk. Then the schedule's statistics are refreshed (`batches.analyze_schedule`).
+    Returns what the runs planned (an interrupted run's earlier chunks included)."""
     async with service.unit_of_work() as uow:
         connection = await _bulk_transaction(uow)
         if on_request:
@@ -154,6 +155,9 @@ async def plan_day(
         await asyncio.gather(
             plan_parts(service, run_ids, now, horizon=horizon, chunk_size=chunk_size), *helpers
         )
+        async with service.unit_of_work() as uow:
+            await bulk.analyze_schedule(await asyncpg_connection(uow.session))
+            await uow.commit()
     return await report_of(service, run_ids)
 
 

@@ -15,7 +15,7 @@ with the claim, so a crash fires none of it and a new claim fires it all.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,7 +29,12 @@ from recupero_orchestrator.domain.channels import (
     published_channel,
 )
 from recupero_orchestrator.domain.contact_policy import ProposedAction, Verdict
-from recupero_orchestrator.domain.strategies import ActionKind, StrategyDocument, key_prefix, plan
+from recupero_orchestrator.domain.strategies import (
+    ActionKind,
+    StrategyDocument,
+    entry_key_prefix,
+    plan,
+)
 
 Row = dict[str, Any]
 DebtorKey = tuple[str, str]
@@ -54,9 +59,8 @@ async def fire_batch(uow: planning.Uow, due: list[Row], now: datetime) -> None:
     for row in due:
         by_debtor[(row["tenant_id"], row["debtor_id"])].append(row)
     single = [rows[0] for rows in by_debtor.values() if len(rows) == 1]
-    keys = [(row["tenant_id"], row["debtor_id"]) for row in single]
-    cases = await uow.repo.cases_of(keys)
-    facts = await uow.repo.debtor_facts(keys)
+    cases = await uow.repo.cases_of(list(by_debtor))
+    facts = await uow.repo.debtor_facts([(row["tenant_id"], row["debtor_id"]) for row in single])
     planning.parse_contacts(cases.values())
     policies = planning.ContactPolicies(uow, now)
     strategies: dict[tuple[str, str, int], StrategyDocument | None] = {}
@@ -78,13 +82,13 @@ async def fire_batch(uow: planning.Uow, due: list[Row], now: datetime) -> None:
                 strategy = strategies[reference]
             await _fire_strategy_action(uow, case, strategy, row, facts, policies, now, writes)
     await _write(uow, writes, now)
-    for rows in by_debtor.values():
+    for key, rows in by_debtor.items():
         if len(rows) > 1:
             for row in rows:  # in due order, as claimed
                 if row["action_key"] is not None:
                     await planning.fire_strategy_action(uow, row, now)
                 elif row["case_status"] == "open":
-                    await planning.fire_default_action(uow, row, now)
+                    await planning.fire_default_action(uow, {**cases[key], **row}, now)
     for tenant_id, debtor_id in writes.plans.replan:
         await planning.replan(uow, tenant_id, debtor_id, now)
 
@@ -102,8 +106,7 @@ async def _fire_strategy_action(
     if case is None or strategy is None or case["status"] != "open":
         writes.settled.append((row["action_id"], "cancelled", "the case is closed"))
         return
-    state = planning.state_from_facts(case, facts)
-    prefix = key_prefix(strategy, state) + "/"
+    prefix = entry_key_prefix(strategy, case["segment_entered_at"]) + "/"
     stored = [
         action
         for action in facts["actions"].get((case["tenant_id"], case["debtor_id"]), [])
@@ -115,7 +118,8 @@ async def _fire_strategy_action(
         if action["action_key"] != row["action_key"]
         and (record := planning._record(action)) is not None
     )
-    again = plan(strategy, replace(state, records=records), now)
+    state = planning.state_from_facts(case, facts, records)
+    again = plan(strategy, state, now)
     proposal = next((a for a in again.actions if a.key == row["action_key"]), None)
     if proposal is None or proposal.kind is ActionKind.AGENT_TASK:
         reason = f"no longer proposed: {again.reason}"

@@ -552,7 +552,7 @@ async def fire_strategy_action(uow: Uow, row: Row, now: datetime) -> bool:
 async def fire_default_action(uow: Uow, row: Row, now: datetime) -> bool:
     """Judge one due reminder of the default plan (a debtor whose segment has no strategy): the
     same contact policy as any strategy step allows, moves or drops it. `row` is a claimed action
-    joined with its case (see `claim_due`)."""
+    with its case's columns (see `firing.fire_batch`)."""
     return await _decide_and_fire(uow, row, row, now)
 
 

@@ -191,33 +191,8 @@ class OrchestratorRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def claim_due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Due actions with their case; rows locked so another replica skips them."""
-        result = await self.session.execute(
-            select(
-                scheduled_actions,
-                cases.c.status.label("case_status"),
-                cases.c.contact,
-                cases.c.days_past_due,
-                cases.c.oldest_due_on,
-                cases.c.snapshot_balance_minor,
-                cases.c.currency,
-                cases.c.snapshot_as_of,
-            )
-            .join(
-                cases,
-                and_(
-                    cases.c.tenant_id == scheduled_actions.c.tenant_id,
-                    cases.c.debtor_id == scheduled_actions.c.debtor_id,
-                ),
-            )
-            .where(scheduled_actions.c.status == "pending", scheduled_actions.c.due_at <= now)
-            .order_by(scheduled_actions.c.due_at)
-            .limit(limit)
-            # The case is locked too, without waiting: consumers lock the case before its actions,
-            # so the scheduler never waits on a lock a consumer holds.
-            .with_for_update(of=[scheduled_actions, cases], skip_locked=True)
-        )
-        return [dict(row._mapping) for row in result]
+        """Due actions with their case's status; rows locked so another replica skips them."""
+        return await batches.claim_due(await asyncpg_connection(self.session), now, limit)
 
     async def mark_fired(self, action_ids: list[UUID], now: datetime) -> None:
         if action_ids:
