@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
 
 from recupero_events import (
@@ -28,6 +27,7 @@ from recupero_events import (
 )
 from recupero_notifier.adapters import twilio, whatsapp
 from recupero_notifier.adapters.email import EmailChannel, build_message
+from recupero_notifier.adapters.http import ProviderClient
 from recupero_notifier.adapters.providers import (
     ProviderRefused,
     ProviderUnavailable,
@@ -552,7 +552,7 @@ def test_whatsapp_sends_the_approved_template_outside_the_session_window(
     due = action(channel=Channel.WHATSAPP)
     rendered = templates.render(due.template, ReminderContext.for_action(due))
     adapter = whatsapp.WhatsAppCloud(
-        httpx.AsyncClient(),
+        ProviderClient(1, 1.0),
         api_url="http://graph.local",
         api_version="v21.0",
         phone_number_id="1065",

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -21,7 +20,7 @@ from recupero_notifier.adapters.accounts import (
 )
 from recupero_notifier.adapters.channels import ChannelAdapter
 from recupero_notifier.adapters.email import EmailChannel, EmailSender, SmtpSender
-from recupero_notifier.adapters.http import LeasedConnections
+from recupero_notifier.adapters.http import ProviderClient
 from recupero_notifier.adapters.letters import LetterChannel
 from recupero_notifier.adapters.providers import TokenBucket
 from recupero_notifier.adapters.repository import NotifierRepository
@@ -63,7 +62,7 @@ class ProviderAccounts:
     whatsapp_verify_tokens: tuple[str, ...]
 
 
-def provider_accounts(settings: NotifierSettings, client: httpx.AsyncClient) -> ProviderAccounts:
+def provider_accounts(settings: NotifierSettings, client: ProviderClient) -> ProviderAccounts:
     """The default accounts from the settings, and the tenants' own from
     `RECUPERO_PROVIDER_ACCOUNTS_FILE` (validated here: a mistake stops the start-up)."""
     tenants = (
@@ -227,10 +226,7 @@ def bootstrap(
             settings.mail_from,
             settings.smtp_timeout_seconds,
         )
-    client = httpx.AsyncClient(
-        timeout=settings.provider_timeout_seconds,
-        transport=LeasedConnections(settings.provider_max_connections),
-    )
+    client = ProviderClient(settings.provider_max_connections, settings.provider_timeout_seconds)
 
     async def close_client_on_shutdown() -> None:
         # A worker that only waits: the service cancels it at shutdown, which closes the pool.

@@ -21,6 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
+from recupero_notifier.adapters.http import ProviderClient
 from recupero_runtime.consumer import RetryLater
 
 T = TypeVar("T")
@@ -138,7 +139,7 @@ class TokenBucket:
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: ProviderClient,
     url: str,
     describe: Callable[[httpx.Response], str],
     **request: Any,

@@ -16,6 +16,7 @@ import httpx
 
 from recupero_events import ActionDue
 from recupero_notifier.adapters.accounts import ByTenant
+from recupero_notifier.adapters.http import ProviderClient
 from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import RenderedMessage, phone_of
 from recupero_notifier.domain.replies import ivr_texts
@@ -73,7 +74,7 @@ class TwilioAccount:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ProviderClient,
         *,
         api_url: str,
         account_sid: str,
@@ -87,7 +88,9 @@ class TwilioAccount:
         self.client = client
         self.account_sid = account_sid
         self.base = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}"
-        self.auth = httpx.BasicAuth(account_sid, auth_token)
+        # Basic auth, as `httpx.BasicAuth` writes it.
+        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {credentials}"}
         self.from_number = from_number
         self.voice_from_number = voice_from_number or from_number
         self.public_url = public_url.rstrip("/")
@@ -102,7 +105,11 @@ class TwilioAccount:
         async def attempt() -> str:
             await self.limiter.acquire()
             response = await post(
-                self.client, f"{self.base}/{resource}", twilio_error, data=form, auth=self.auth
+                self.client,
+                f"{self.base}/{resource}",
+                twilio_error,
+                data=form,
+                headers=self.headers,
             )
             sid: str = response.json()["sid"]
             return sid

@@ -15,6 +15,7 @@ import httpx
 
 from recupero_events import ActionDue
 from recupero_notifier.adapters.accounts import ByTenant
+from recupero_notifier.adapters.http import ProviderClient
 from recupero_notifier.adapters.providers import ProviderRefused, TokenBucket, post, with_retries
 from recupero_notifier.domain.messages import ReminderContext, RenderedMessage, phone_of
 
@@ -54,7 +55,7 @@ class WhatsAppCloud:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ProviderClient,
         *,
         api_url: str,
         api_version: str,

@@ -6,10 +6,11 @@ Pure (babel's CLDR data ships inside the package): `es-AR` reads `$12.345,67`, `
 
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, get_date_format
-from babel.numbers import format_currency
+from babel.numbers import NumberPattern, format_currency, parse_pattern
 
 from recupero_notifier.domain.money import (
     DEFAULT_EXPONENT,
@@ -55,6 +56,9 @@ def lookup_order(locale: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
+# Every message formats its amount and dates: parsing the locale and its patterns each time was
+# most of a WhatsApp send's Python work. Locales, patterns and dates repeat; the caches are bounded.
+@lru_cache(maxsize=64)
 def _babel_locale(locale: str) -> Locale:
     try:
         return Locale.parse(locale, sep="-")
@@ -66,22 +70,33 @@ def format_amount(amount_minor: int, currency: str, locale: str) -> str:
     """`1234567, "ARS", "es-AR"` -> `$12.345,67 ARS`: the locale's separators, symbol position
     and spacing, the symbol a Latin American reader expects, and the ISO code after it so no one
     wonders which dollar. Exact: the minor units are scaled as a Decimal, never a float."""
-    babel_locale = _babel_locale(locale)
     exponent = MINOR_UNIT_EXPONENT.get(currency, DEFAULT_EXPONENT)
     amount = Decimal(amount_minor).scaleb(-exponent)
-    symbol = SYMBOL.get(currency, DEFAULT_SYMBOL)
-    # The locale's pattern with our symbol and exactly as many decimals as the minor units have.
-    pattern = (
-        babel_locale.currency_formats["standard"]
-        .pattern.replace("¤", f"'{symbol}'")
-        .replace("0.00", "0." + "0" * exponent if exponent else "0")
-    )
     shown = format_currency(
-        amount, currency, format=pattern, locale=babel_locale, currency_digits=False
+        amount,
+        currency,
+        format=_currency_pattern(currency, locale),
+        locale=_babel_locale(locale),
+        currency_digits=False,
     )
     return f"{shown} {currency}"
 
 
+@lru_cache(maxsize=256)
+def _currency_pattern(currency: str, locale: str) -> NumberPattern:
+    """The locale's pattern with our symbol and exactly as many decimals as the minor units
+    have."""
+    exponent = MINOR_UNIT_EXPONENT.get(currency, DEFAULT_EXPONENT)
+    symbol = SYMBOL.get(currency, DEFAULT_SYMBOL)
+    return parse_pattern(
+        _babel_locale(locale)
+        .currency_formats["standard"]
+        .pattern.replace("¤", f"'{symbol}'")
+        .replace("0.00", "0." + "0" * exponent if exponent else "0")
+    )
+
+
+@lru_cache(maxsize=4096)
 def format_short_date(value: date, locale: str) -> str:
     """The locale's short numeric date with the full year: a two-digit year on a debt notice is
     ambiguous (es-MX `05/03/2025`, es-AR `5/3/2025`, es-CL `05-03-2025`, en-US `3/5/2025`)."""
@@ -90,6 +105,7 @@ def format_short_date(value: date, locale: str) -> str:
     return format_date(value, pattern, locale=babel_locale)
 
 
+@lru_cache(maxsize=4096)
 def format_long_date(value: date, locale: str) -> str:
     """`5 de marzo de 2025`, `March 5, 2025`."""
     return format_date(value, "long", locale=_babel_locale(locale))
