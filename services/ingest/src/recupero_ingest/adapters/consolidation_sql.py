@@ -65,9 +65,8 @@ CREATE_STAGED = (
     ),
 )
 
-# Once the rows of unchanged debtors are gone: the lookups below go by debtor and document.
-INDEX_STAGED = text("CREATE INDEX ON staged (debtor_id, document_id)")
-ANALYZE_STAGED = text("ANALYZE staged")
+# Once unchanged debtors are gone: how many are left, for the plans of the joins below.
+ANALYZE_FILE_DEBTORS = text("ANALYZE file_debtors")
 
 STAGED_COLUMNS = (
     "row_number",
@@ -135,14 +134,25 @@ REJECT_CONFLICTS = text(
     """
 )
 
-# Each file debtor's rows, digested in file order (each row's `SourceDigest` comes with it). The
-# same rows under no interest policy give the same state: such a debtor is skipped below without
-# building its documents or its JSON.
-DIGEST_FILE = text(
+# Each file debtor in one sort of its rows in file order: their digest (each row's `SourceDigest`
+# comes with it) and the last row, whose contact and attributes the debtor keeps. The same rows
+# under no interest policy give the same state: such a debtor is skipped below without building
+# its documents or its JSON.
+FILE_DEBTORS = text(
     """
-    CREATE TEMPORARY TABLE file_digests ON COMMIT DROP AS
-    SELECT debtor_id, md5(string_agg(source_digest, ''::bytea ORDER BY row_number)) AS source_digest
-    FROM staged GROUP BY debtor_id
+    CREATE TEMPORARY TABLE file_debtors ON COMMIT DROP AS
+    SELECT debtor_id, name, email, phone, country, time_zone, locale, postal_address, zone,
+           customer_type, risk_score, attributes, currency, md5(rows_digest) AS source_digest
+    FROM (
+        SELECT debtor_id, name, email, phone, country, time_zone, locale, postal_address, zone,
+               customer_type, risk_score, attributes, currency,
+               string_agg(source_digest, ''::bytea) OVER whole AS rows_digest,
+               row_number() OVER whole = count(*) OVER whole AS last_row
+        FROM staged
+        WINDOW whole AS (PARTITION BY debtor_id ORDER BY row_number
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    ) numbered
+    WHERE last_row
     """
 )
 
@@ -152,12 +162,18 @@ FIND_UNCHANGED = text(
     """
     CREATE TEMPORARY TABLE unchanged ON COMMIT DROP AS
     SELECT p.debtor_id, p.balance_minor, p.currency
-    FROM file_digests f
+    FROM file_debtors f
     JOIN ingest.debtors p ON p.tenant_id = :tenant_id AND p.debtor_id = f.debtor_id
     WHERE p.source_digest = f.source_digest AND CAST(:daily_rate AS numeric) IS NULL
     """
 )
-SKIP_UNCHANGED = text("DELETE FROM staged s USING unchanged u WHERE s.debtor_id = u.debtor_id")
+# From here on, `staged` and `file_debtors` hold the debtors whose state this import decides.
+SKIP_UNCHANGED = text(
+    """
+    WITH skipped AS (DELETE FROM file_debtors f USING unchanged u WHERE f.debtor_id = u.debtor_id)
+    DELETE FROM staged s USING unchanged u WHERE s.debtor_id = u.debtor_id
+    """
+)
 
 # The debtor's documents after this import: the file's rows, plus (incremental mode) the open
 # documents the file did not mention. Interest accrues on overdue principal at the tenant's daily
@@ -165,23 +181,21 @@ SKIP_UNCHANGED = text("DELETE FROM staged s USING unchanged u WHERE s.debtor_id 
 BUILD_NEW_DOCUMENTS = text(
     """
     CREATE TEMPORARY TABLE new_documents ON COMMIT DROP AS
-    WITH file_debtors AS (
-        SELECT DISTINCT ON (debtor_id) debtor_id, time_zone
-        FROM staged ORDER BY debtor_id, row_number DESC
-    ), listed AS (
-        SELECT debtor_id, document_id, kind, product, issued_on, due_on,
-               principal_minor, interest_minor, fees_minor, currency, time_zone, false AS kept
-        FROM staged
-        UNION ALL
-        SELECT d.debtor_id, d.document_id, d.kind, d.product, d.issued_on, d.due_on,
-               d.principal_minor, d.interest_minor, d.fees_minor, d.currency, f.time_zone, true
-        FROM ingest.documents d
-        JOIN file_debtors f ON f.debtor_id = d.debtor_id
-        WHERE NOT :full_snapshot AND d.tenant_id = :tenant_id AND d.status = 'open'
-          AND NOT EXISTS (
-              SELECT 1 FROM staged s
-              WHERE s.debtor_id = d.debtor_id AND s.document_id = d.document_id
-          )
+    WITH listed AS (
+        -- One sort in key order: a document the file lists again comes before (and replaces)
+        -- the stored one, and the documents come out in the order they are stored.
+        SELECT DISTINCT ON (debtor_id, document_id) * FROM (
+            SELECT debtor_id, document_id, kind, product, issued_on, due_on,
+                   principal_minor, interest_minor, fees_minor, currency, time_zone, false AS kept
+            FROM staged
+            UNION ALL
+            SELECT d.debtor_id, d.document_id, d.kind, d.product, d.issued_on, d.due_on,
+                   d.principal_minor, d.interest_minor, d.fees_minor, d.currency, f.time_zone, true
+            FROM ingest.documents d
+            JOIN file_debtors f ON f.debtor_id = d.debtor_id
+            WHERE NOT :full_snapshot AND d.tenant_id = :tenant_id AND d.status = 'open'
+        ) candidates
+        ORDER BY debtor_id, document_id, kept
     )
     SELECT *,
            -- The document as `DebtDocument` JSON, concatenated rather than built with nested
@@ -215,6 +229,8 @@ BUILD_NEW_DOCUMENTS = text(
                END AS accrued_minor
         FROM listed
     ) accrued
+    -- Stored in key order: the debtors' totals and the inserts below read it in that order.
+    ORDER BY debtor_id, document_id
     """
 )
 
@@ -223,10 +239,7 @@ BUILD_NEW_DOCUMENTS = text(
 BUILD_NEW_STATE = text(
     f"""
     CREATE TEMPORARY TABLE new_state ON COMMIT DROP AS
-    WITH contact_rows AS (
-        SELECT DISTINCT ON (debtor_id) *
-        FROM staged ORDER BY debtor_id, row_number DESC
-    ), file_state AS (
+    WITH file_state AS (
         SELECT c.debtor_id,
                jsonb_build_object(
                    'name', c.name, 'email', c.email, 'phone', c.phone, 'country', c.country,
@@ -240,14 +253,15 @@ BUILD_NEW_STATE = text(
                    'zone', c.zone, 'customer_type', c.customer_type, 'risk_score', c.risk_score,
                    'custom', coalesce(c.attributes, '{{}}'::jsonb)
                ) AS attributes,
-               c.currency
-        FROM contact_rows c
+               c.currency, c.source_digest
+        FROM file_debtors c
     ), dropped AS (
-        SELECT d.debtor_id, d.contact, d.attributes, d.currency
+        SELECT d.debtor_id, d.contact, d.attributes, d.currency, NULL AS source_digest
         FROM ingest.debtors d
         WHERE :full_snapshot AND d.tenant_id = :tenant_id
           AND (CAST(:partitions AS integer) = 1 OR {partition_sql("d.debtor_id")} = :partition)
-          AND NOT EXISTS (SELECT 1 FROM file_digests f WHERE f.debtor_id = d.debtor_id)
+          AND NOT EXISTS (SELECT 1 FROM file_debtors f WHERE f.debtor_id = d.debtor_id)
+          AND NOT EXISTS (SELECT 1 FROM unchanged u WHERE u.debtor_id = d.debtor_id)
           AND EXISTS (
               SELECT 1 FROM ingest.documents o
               WHERE o.tenant_id = d.tenant_id AND o.debtor_id = d.debtor_id AND o.status = 'open'
@@ -255,10 +269,11 @@ BUILD_NEW_STATE = text(
     ), decided AS (
         SELECT * FROM file_state UNION ALL SELECT * FROM dropped
     ), totals AS (
+        -- Aggregates fed in key order (`new_documents` is stored so: its sort finds it sorted)
+        -- list each debtor's documents in document order without a sort per debtor.
         SELECT n.debtor_id,
-               '[' || string_agg(n.document_json, ',' ORDER BY n.document_id) || ']' AS documents,
-               '[' || string_agg(to_json(n.document_id)::text, ',' ORDER BY n.document_id) || ']'
-                   AS document_ids,
+               '[' || string_agg(n.document_json, ',') || ']' AS documents,
+               '[' || string_agg(to_json(n.document_id)::text, ',') || ']' AS document_ids,
                sum(n.principal_minor + n.interest_minor + n.accrued_minor + n.fees_minor)::bigint
                    AS balance_minor,
                coalesce(
@@ -268,7 +283,7 @@ BUILD_NEW_STATE = text(
                    min(n.due_on)
                ) AS oldest_due_on,
                bool_or(n.kept) AS kept_any
-        FROM new_documents n
+        FROM (SELECT * FROM new_documents ORDER BY debtor_id, document_id) n
         GROUP BY n.debtor_id
     )
     SELECT d.debtor_id, d.contact, d.attributes, d.currency,
@@ -282,14 +297,13 @@ BUILD_NEW_STATE = text(
            ) AS oldest_due_on,
            md5(d.contact::text || d.attributes::text || coalesce(t.documents, '[]')) AS fingerprint,
            CASE WHEN CAST(:daily_rate AS numeric) IS NULL AND NOT coalesce(t.kept_any, false)
-                THEN f.source_digest END AS source_digest,
+                THEN d.source_digest END AS source_digest,
            p.fingerprint AS previous_fingerprint,
            p.source_digest AS previous_source_digest,
            p.balance_minor AS previous_balance_minor,
            p.currency AS previous_currency
     FROM decided d
     LEFT JOIN totals t ON t.debtor_id = d.debtor_id
-    LEFT JOIN file_digests f ON f.debtor_id = d.debtor_id
     LEFT JOIN ingest.debtors p ON p.tenant_id = :tenant_id AND p.debtor_id = d.debtor_id
     """
 )
@@ -486,11 +500,10 @@ REPORT = text(
 
 CONSOLIDATION_STEPS: tuple[tuple[str, TextClause | Insert], ...] = (
     ("reject_conflicts", REJECT_CONFLICTS),
-    ("digest_file", DIGEST_FILE),
+    ("file_debtors", FILE_DEBTORS),
     ("find_unchanged", FIND_UNCHANGED),
     ("skip_unchanged", SKIP_UNCHANGED),
-    ("index_staged", INDEX_STAGED),
-    ("analyze_staged", ANALYZE_STAGED),
+    ("analyze_file_debtors", ANALYZE_FILE_DEBTORS),
     ("build_new_documents", BUILD_NEW_DOCUMENTS),
     ("build_new_state", BUILD_NEW_STATE),
     ("analyze_new_state", ANALYZE_NEW_STATE),
