@@ -30,7 +30,12 @@ from recupero_ingest.adapters.partitions import partition_of, partition_sql
 from recupero_ingest.adapters.repository import IngestRepository
 from recupero_ingest.bootstrap import bootstrap
 from recupero_ingest.domain.profiles import shipped_profiles
-from recupero_ingest.handlers import SubmitImport, run_import, submit_import
+from recupero_ingest.handlers import (
+    REFRESH_STATISTICS_AFTER,
+    SubmitImport,
+    run_import,
+    submit_import,
+)
 from recupero_ingest.settings import IngestSettings
 from recupero_runtime.auth import hash_api_key
 from recupero_runtime.db import UnitOfWork
@@ -572,6 +577,26 @@ class _Unit:
             raise WorkerDied
         await self._inner.commit()
         self._committed.set()
+
+
+async def test_a_large_import_leaves_statistics_the_next_import_can_plan_with(
+    ingest: Ingest,
+) -> None:
+    """After a first import of 10,000 debtors, PostgreSQL's estimates of the stored debtors and
+    documents count them, not the empty tables of before: the next snapshot, maybe minutes
+    later, compares its changed debtors' documents with a plan made for the real sizes."""
+    report = await ingest.upload(sample_portfolio(REFRESH_STATISTICS_AFTER, seed=8, id_prefix="L"))
+    assert report["debtors_new"] == REFRESH_STATISTICS_AFTER
+    async with ingest.service.unit_of_work() as uow:
+        result = await uow.session.execute(
+            text(
+                "SELECT relname, reltuples FROM pg_class WHERE relnamespace ="
+                " 'ingest'::regnamespace AND relname IN ('debtors', 'documents')"
+            )
+        )
+        estimated = {name: tuples for name, tuples in result}
+    assert estimated["debtors"] >= REFRESH_STATISTICS_AFTER
+    assert estimated["documents"] >= REFRESH_STATISTICS_AFTER
 
 
 async def test_partitions_are_computed_alike_in_python_and_postgresql(ingest: Ingest) -> None:

@@ -191,6 +191,12 @@ async def _repeat_of_last_import(
     return report
 
 
+# Debtors an import wrote from which the stored tables' statistics are refreshed at once: smaller
+# imports leave it to autovacuum.
+REFRESH_STATISTICS_AFTER = 10_000
+_WRITTEN = ("debtors_new", "debtors_changed", "debtors_settled")
+
+
 def sum_partition_reports(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The import's report from its partitions' shares (their debtors and rows are disjoint)."""
     report: dict[str, Any] = dict.fromkeys(PARTITION_COUNTS, 0)
@@ -279,6 +285,9 @@ async def run_import(
     async with transactions() as uow:
         parts = await uow.repo.committed_partitions(import_id)
         report = await _finish(uow, import_id, sum_partition_reports(parts), rows_total)
+        # Before the import is seen completed, so that a next import finds them fresh.
+        if sum(report[key] for key in _WRITTEN) >= REFRESH_STATISTICS_AFTER:
+            await uow.repo.refresh_statistics()
         await uow.commit()
     return report
 

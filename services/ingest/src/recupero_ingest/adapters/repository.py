@@ -150,6 +150,14 @@ class IngestRepository:
             delete(import_chunks).where(import_chunks.c.import_id == import_id)
         )
 
+    async def refresh_statistics(self) -> None:
+        """Fresh statistics for the stored debtors and documents, rather than when autovacuum
+        gets to them: with those of before a large import (a tenant's first, a few rows),
+        PostgreSQL probed the documents of the next import's changed debtors with a nested loop
+        over all of them (15 s for a next-day snapshot of 300,000 rows an import later, against
+        0.5 s)."""
+        await self.session.execute(text("ANALYZE ingest.debtors, ingest.documents"))
+
     async def release_job(self, import_id: UUID) -> None:
         await self.session.execute(
             update(imports).where(imports.c.import_id == import_id).values(heartbeat_at=None)
