@@ -5,6 +5,7 @@ that batch fires.
 
     uv run python bench/orchestrator_million.py [--debtors 1000000] [--fire 20000] [--payments 300]
         [--plan-processes 2] [--plan-parts 8] [--plan-chunk 10000] [--plan-only]
+        [--firing-processes 2] [--one-process]
 
 - Debtors are seeded with COPY straight into the orchestrator's tables: open cases on a three-step
   strategy with fallback and repeat, entered into their segment over the last ten days, half of
@@ -360,8 +361,9 @@ async def main() -> None:
     parser.add_argument(
         "--firing-processes",
         type=int,
-        default=1,
-        help="scheduler processes sharing the due batch through SKIP LOCKED (without --one-process)",
+        default=2,
+        help="scheduler processes sharing the due batch through SKIP LOCKED (without --one-process;"
+        " default: one a core)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recupero-bench-orch-"))
