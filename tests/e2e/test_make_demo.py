@@ -5,32 +5,23 @@ own (`recupero_devstack.layout`), so a developer's running stack is left alone."
 
 import os
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from recupero_devstack._util import port_open
 from recupero_devstack.layout import USUAL_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNELS = ("whatsapp", "sms", "email", "letter", "ivr")
 
 
-def _all_free(offset: int) -> bool:
-    for port in USUAL_PORTS.values():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port + offset))
-            except OSError:
-                return False
-    return True
-
-
 def _free_offset() -> int:
     """An offset that puts every port of the stack on a free port below the ephemeral range."""
     for offset in range(10_000, 22_000, 500):
-        if _all_free(offset):
+        # The same check `stack.py up` makes before it starts anything.
+        if not any(port_open(port + offset) for port in USUAL_PORTS.values()):
             return offset
     raise RuntimeError("no free range of ports for a second local stack")
 
